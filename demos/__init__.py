@@ -1,0 +1,66 @@
+"""The app's tabs (one module per task) and the helpers they share: errors, lazy loading, session keys."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import gradio as gr
+
+from service.errors import AtlasError
+
+logger = logging.getLogger("attention_atlas")
+
+# Every event that runs a model shares one concurrency group: the CPU has no room for two at once.
+MODEL_CONCURRENCY_ID = "model"
+MODEL_CONCURRENCY_LIMIT = 1
+# Redraws only read a kept result and build a figure: they must not wait behind a model run.
+VIEW_CONCURRENCY_ID = "view"
+VIEW_CONCURRENCY_LIMIT = 4
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn service errors into gr.Error (shown in the tab, sent to API clients) and hide unexpected tracebacks."""
+    try:
+        yield
+    except gr.Error:
+        raise
+    except AtlasError as error:
+        raise gr.Error(str(error)) from None  # the message says it all; no traceback in the log
+    except Exception as error:  # a bug, not the user's mistake: log it, say so plainly
+        logger.exception("unexpected error in a handler")
+        raise gr.Error(
+            f"Something went wrong inside the app ({type(error).__name__}). Try again; if it keeps happening, "
+            "restart the app and report the steps that led here."
+        ) from error
+
+
+def load_model(service: Any, task: str, progress: Any) -> None:
+    """Load the task's model on first use, feeding the tab's progress bar (fraction, message)."""
+
+    def report(fraction: float, message: str) -> None:
+        try:
+            progress(max(0.0, min(1.0, float(fraction))), desc=str(message))
+        except Exception:  # progress is cosmetic; never fail a load because of it
+            logger.debug("progress update failed", exc_info=True)
+
+    service.load(task, progress=report)
+
+
+def session_id(request: gr.Request | None) -> str:
+    """A key for the browser session (or API client session) that made the request."""
+    session = getattr(request, "session_hash", None) if request is not None else None
+    return str(session) if session else "anonymous"
+
+
+# Keyword arguments for event listeners.
+MODEL_EVENT: dict[str, Any] = {"concurrency_id": MODEL_CONCURRENCY_ID, "concurrency_limit": MODEL_CONCURRENCY_LIMIT}
+VIEW_EVENT: dict[str, Any] = {
+    "concurrency_id": VIEW_CONCURRENCY_ID,
+    "concurrency_limit": VIEW_CONCURRENCY_LIMIT,
+    "api_visibility": "private",
+    "show_progress": "minimal",
+}

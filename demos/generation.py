@@ -1,0 +1,96 @@
+"""Generate tab: continue a prompt, streaming tokens as they come, then show what the model attended to."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import gradio as gr
+
+from demos import MODEL_EVENT, load_model, session_id, user_errors
+from demos.attention_panel import AttentionPanel
+from demos.examples import GENERATION_EXAMPLES
+from demos.store import DEFAULT_STORE, ResultStore
+from service import limits
+from service.validation import check_sampling, check_text
+
+TASK = "generation"
+
+
+def run_generation(
+    service: Any, store: ResultStore, prompt: Any, max_new_tokens: Any, temperature: Any, top_k: Any, top_p: Any,
+    seed: Any, request: gr.Request | None, progress: Any,
+) -> Iterator[tuple[dict[str, Any], str]]:
+    """Validate, load lazily, stream (JSON, text) after every new token, keep the final result for the panel."""
+    with user_errors():
+        prompt = check_text(prompt, "prompt")
+        settings = check_sampling(max_new_tokens, temperature, top_k, top_p, seed)
+        load_model(service, TASK, progress)
+        stream = service.stream_generate(
+            prompt, max_new_tokens=settings[0], temperature=settings[1], top_k=settings[2], top_p=settings[3],
+            seed=settings[4],
+        )
+    try:
+        while True:
+            with user_errors():
+                item = next(stream, None)
+            if item is None:
+                return
+            if isinstance(item, str):
+                yield {"text": item}, item
+            else:
+                store.put(session_id(request), TASK, item)
+                text = str(item.prediction.get("text", ""))
+                yield dict(item.prediction), text
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:  # the stop button (or a closed tab) ends generation and frees the worker
+            close()
+
+
+def build_tab(service: Any, store: ResultStore | None = None) -> None:
+    """The Generate tab's components and events, built into the current Blocks context."""
+    store = store or DEFAULT_STORE
+    with gr.Row():
+        with gr.Column(scale=3):
+            prompt = gr.Textbox(label="Prompt", lines=3, max_length=limits.MAX_INPUT_CHARS, elem_id="gen-prompt",
+                                placeholder="Type the beginning of a text; the model continues it.")
+            with gr.Accordion("Sampling settings", open=False):
+                max_new_tokens = gr.Slider(1, limits.MAX_NEW_TOKENS, value=limits.DEFAULT_MAX_NEW_TOKENS, step=1,
+                                           label="Max new tokens", elem_id="gen-max-new-tokens")
+                temperature = gr.Slider(*limits.TEMPERATURE_RANGE, value=0.0, step=0.05, label="Temperature",
+                                        info="0 = greedy (always the most likely token)", elem_id="gen-temperature")
+                top_k = gr.Slider(*limits.TOP_K_RANGE, value=0, step=1, label="Top-k",
+                                  info="0 = no top-k filtering", elem_id="gen-top-k")
+                top_p = gr.Slider(0.01, limits.TOP_P_RANGE[1], value=1.0, step=0.01, label="Top-p",
+                                  info="1 = no nucleus filtering", elem_id="gen-top-p")
+                seed = gr.Number(0, precision=0, minimum=limits.SEED_RANGE[0], maximum=limits.SEED_RANGE[1],
+                                 label="Seed", info="same seed + settings = same text", elem_id="gen-seed")
+            with gr.Row():
+                run = gr.Button("Generate", variant="primary", elem_id="gen-run")
+                stop = gr.Button("Stop", variant="stop", elem_id="gen-stop")
+        with gr.Column(scale=2):
+            text = gr.Textbox(label="Continuation", lines=6, interactive=False, elem_id="gen-output")
+            result_json = gr.JSON(label="Result (JSON)", elem_id="gen-json")
+    inputs = [prompt, max_new_tokens, temperature, top_k, top_p, seed]
+    gr.Examples(GENERATION_EXAMPLES, inputs=inputs, label="Examples (English and Chinese)")
+    panel = AttentionPanel(TASK, store, elem_prefix="gen")
+
+    def generate(prompt, max_new_tokens, temperature, top_k, top_p, seed, request: gr.Request,
+                 progress=gr.Progress()):  # noqa: B008 (Gradio injects the progress tracker)
+        yield from run_generation(service, store, prompt, max_new_tokens, temperature, top_k, top_p, seed,
+                                  request, progress)
+
+    event = run.click(generate, inputs=inputs, outputs=[result_json, text], api_name="generate",
+                      api_description="Continue a prompt. Returns {'text': continuation} (JSON) and the text.",
+                      **MODEL_EVENT)
+    panel.refresh_after(event)
+    stop.click(None, cancels=[event])
+
+
+if __name__ == "__main__":
+    from service import ModelService
+
+    with gr.Blocks(title="Attention Atlas: Generate") as demo:
+        build_tab(ModelService(profile="embedded"))
+    demo.queue(max_size=16).launch()
