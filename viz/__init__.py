@@ -3,6 +3,11 @@
 Never imports torch or transformers at import time (only viz.bertviz_view does, lazily, inside its functions).
 """
 
+from .cross_view import plot_alignment, plot_cross_attention
 from .layer_view import plot_attention_heads, plot_head, plot_layer_heads
+from .overview import plot_attention_overview, plot_model_overview
 
-__all__ = ["plot_attention_heads", "plot_head", "plot_layer_heads"]
+__all__ = [
+    "plot_alignment", "plot_attention_heads", "plot_attention_overview", "plot_cross_attention", "plot_head",
+    "plot_layer_heads", "plot_model_overview",
+]

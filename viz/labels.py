@@ -12,7 +12,8 @@ KNOWN_SPECIAL_TOKENS = frozenset({
     "<start_of_turn>", "<end_of_turn>", "[CLS]", "[SEP]", "[PAD]", "[MASK]", "[UNK]",
 })
 
-_WHITESPACE_MARKS = {" ": "␣", "\n": "⏎", "\t": "⇥", "\r": "␍", "\u00a0": "⍽", "\u3000": "␣"}
+_WHITESPACE_MARKS = {" ": "␣", "\u2581": "␣",  # U+2581 is SentencePiece's space marker
+                      "\n": "⏎", "\t": "⇥", "\r": "␍", "\u00a0": "⍽", "\u3000": "␣"}
 MAX_LABEL_CHARS = 16
 
 

@@ -34,6 +34,7 @@ def plot_attention_heads(
     color_max: float | None = None,
     segments: Sequence[tuple[str, int, int]] = (),
     columns: int | None = None,
+    axis_titles: tuple[str, str] = ("key token (looked at)", "query token (looking)"),
 ) -> go.Figure:
     """Heatmaps of several heads side by side (array level, for notebooks).
 
@@ -48,6 +49,7 @@ def plot_attention_heads(
             (default: the largest visible value, shared by all panels).
         segments: (name, start, end) token spans drawn as separators on single-panel figures.
         columns: panels per row (default up to 4).
+        axis_titles: (x title, y title) shown on single-panel figures.
     Returns a Figure; long inputs are pooled into blocks so the JSON stays under the budget.
     """
     key_tokens = query_tokens if key_tokens is None else key_tokens
@@ -97,6 +99,9 @@ def plot_attention_heads(
         notes.append(ATTENTION_CAVEAT)
         height = 680 if num_heads == 1 else 150 + rows * 300
         base_layout(fig, escape_text(title), theme, height, caption="<br>".join(notes))
+        if num_heads == 1:
+            fig.update_xaxes(title={"text": escape_text(axis_titles[0])})
+            fig.update_yaxes(title={"text": escape_text(axis_titles[1])})
         if num_heads == 1 and segments:
             _draw_segments(fig, segments, pooled.row_bounds, pooled.col_bounds, theme)
         return fig
