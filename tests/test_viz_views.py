@@ -1,0 +1,223 @@
+"""The layer, head, overview and cross views put the right value in the right cell, escape tokens, stay in budget."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from test_viz_support import decoder_result, encoder_decoder_result, encoder_result, pattern, random_result
+from viz import (plot_alignment, plot_attention_heads, plot_attention_overview, plot_cross_attention, plot_head,
+                 plot_layer_heads, plot_model_overview)
+from viz.labels import display_token, display_tokens
+
+BUDGET = 250_000
+ROOT = Path(__file__).resolve().parents[1]
+WORDS = ["<bos>", "The", " cat", " sat", " on", " the", " mat"]
+EVIL = ["<img src=x onerror=alert(1)>", "</script>", "a&b", "<b>bold</b>"]
+
+
+def z_of(fig, trace: int = 0) -> np.ndarray:
+    return np.asarray(fig.data[trace].z, dtype=np.float32)
+
+
+def test_identity_head_puts_ones_on_the_diagonal_and_masks_the_future():
+    fig = plot_head(decoder_result(WORDS), layer=0, head=0)
+    z = z_of(fig)
+    assert z.shape == (7, 7)
+    assert np.allclose(np.diag(z), 1.0)
+    upper = np.triu(np.ones((7, 7), dtype=bool), 1)
+    assert np.isnan(z[upper]).all(), "future keys must be masked (NaN), not zero"
+    assert np.allclose(z[np.tril(np.ones((7, 7), dtype=bool), -1)], 0.0)
+
+
+def test_previous_token_head_lights_the_cell_left_of_the_diagonal():
+    z = z_of(plot_head(decoder_result(WORDS), layer=0, head=1))
+    for query in range(1, 7):
+        assert z[query, query - 1] == pytest.approx(1.0)
+        assert z[query, query] == pytest.approx(0.0)
+
+
+def test_uniform_causal_head_gives_one_over_visible_keys():
+    z = z_of(plot_head(decoder_result(WORDS), layer=0, head=2))
+    for query in range(7):
+        assert np.allclose(z[query, : query + 1], 1.0 / (query + 1))
+
+
+def test_rows_and_columns_are_labelled_with_their_own_tokens():
+    fig = plot_head(decoder_result(WORDS), layer=1, head=0)  # layer 1 head 0 = previous-token
+    heatmap = fig.data[0]
+    assert heatmap.y[3].startswith("#3 ") and heatmap.y[3].endswith("␣sat")
+    assert heatmap.x[2].endswith("␣cat")
+    row, col = 3, 2  # " sat" looks at " cat"
+    assert z_of(fig)[row, col] == pytest.approx(1.0)
+    assert "query %{y}" in heatmap.hovertemplate and "key %{x}" in heatmap.hovertemplate
+    assert "%{z" in heatmap.hovertemplate
+
+
+def test_repeated_tokens_stay_distinct_rows():
+    tokens = ["the", "cat", "the", "the"]
+    fig = plot_head(decoder_result(tokens), layer=0, head=0)
+    assert len(set(fig.data[0].y)) == 4 and len(set(fig.data[0].x)) == 4
+    assert list(fig.layout.yaxis.ticktext).count("the") == 3
+    assert list(fig.layout.yaxis.categoryarray) == list(fig.data[0].y)
+
+
+def test_encoder_attention_has_no_masked_cells():
+    fig = plot_head(encoder_result(["[CLS]", "good", "film", "[SEP]"]), layer=0, head=2)
+    z = z_of(fig)
+    assert not np.isnan(z).any()
+    assert np.allclose(z, 0.25)
+    assert "⟨CLS⟩" in fig.layout.yaxis.ticktext
+
+
+def test_layer_view_has_one_panel_per_head_in_head_order():
+    fig = plot_layer_heads(decoder_result(WORDS), layer=0)
+    assert len(fig.data) == 3
+    assert np.allclose(np.diag(z_of(fig, 0)), 1.0)          # head 0 identity
+    assert z_of(fig, 1)[4, 3] == pytest.approx(1.0)          # head 1 previous
+    assert z_of(fig, 2)[6, 0] == pytest.approx(1 / 7)        # head 2 uniform
+    assert [a.text for a in fig.layout.annotations[:3]] == ["head 0", "head 1", "head 2"]
+
+
+def test_mean_over_heads_averages_the_heads():
+    result = decoder_result(WORDS, names=[["identity", "previous"]])
+    z = z_of(plot_layer_heads(result, layer=0, mean_over_heads=True))
+    assert z[3, 3] == pytest.approx(0.5) and z[3, 2] == pytest.approx(0.5)
+    assert z[0, 0] == pytest.approx(1.0)
+
+
+def test_sliding_window_layers_mask_keys_outside_the_window():
+    result = decoder_result(WORDS, names=[["uniform"]], layer_types=["sliding:2"])
+    z = z_of(plot_head(result, 0, 0))
+    assert np.isnan(z[4, 2]) and not np.isnan(z[4, 3]) and not np.isnan(z[4, 4])
+
+
+def test_long_inputs_are_pooled_and_rows_still_sum_to_one():
+    result = random_result("decoder", tokens=300, layers=1, heads=1)
+    fig = plot_head(result, 0, 0)
+    z = z_of(fig)
+    assert z.shape[0] < 300
+    assert np.allclose(np.nansum(z, axis=1), 1.0, atol=1e-4)
+    assert "–" in fig.data[0].y[-1], "a pooled row names the span of tokens it covers"
+
+
+def test_overview_places_each_head_in_its_own_tile():
+    result = decoder_result(WORDS)  # layer 0: identity, previous, uniform; layer 1: previous, uniform, identity
+    fig = plot_model_overview(result)
+    z = z_of(fig)
+    tile = 7 + 1  # 7 tokens + a gap
+    assert z.shape == (2 * tile - 1, 3 * tile - 1)
+    assert np.allclose(np.diag(z[0:7, 0:7]), 1.0)                       # layer 0 head 0 identity
+    assert z[tile + 5, 4] == pytest.approx(1.0)                          # layer 1 head 0 previous: row 5 → key 4
+    assert np.allclose(np.diag(z[tile:tile + 7, 2 * tile:2 * tile + 7]), 1.0)  # layer 1 head 2 identity
+    assert list(fig.layout.xaxis.ticktext) == ["head 0", "head 1", "head 2"]
+    assert list(fig.layout.yaxis.ticktext) == ["layer 0", "layer 1"]
+
+
+def test_cross_view_shows_target_rows_and_source_columns():
+    source, target = ["▁I", "▁like", "▁tea", "</s>"], ["<pad>", "我", "喜欢", "茶", "。"]
+    result = encoder_decoder_result(source, target)
+    fig = plot_cross_attention(result, layer=0, head=1)
+    z = z_of(fig)
+    assert z.shape == (5, 4)
+    assert np.allclose(z, pattern("identity", 5, 4, causal=False))
+    assert "喜欢" in fig.layout.yaxis.ticktext and "␣like" in fig.layout.xaxis.ticktext
+    assert list(fig.data[1].x) == [fig.data[0].x[min(i, 3)] for i in range(5)], "ring on the strongest source"
+
+
+def test_cross_view_refuses_results_without_cross_attention():
+    with pytest.raises(ValueError, match="no cross-attention"):
+        plot_cross_attention(decoder_result(WORDS))
+
+
+def test_every_view_works_for_every_architecture_and_side():
+    result = encoder_decoder_result(["a", "b", "c"], ["x", "y"])
+    for side in ("encoder", "decoder"):
+        assert plot_layer_heads(result, 1, side).data
+        assert plot_head(result, 0, 1, side).data
+        assert plot_model_overview(result, side).data
+    assert plot_model_overview(result, "cross").data
+    assert np.isnan(z_of(plot_head(result, 0, 0, "decoder"))[0, 1])
+    assert not np.isnan(z_of(plot_head(result, 0, 0, "encoder"))).any()
+
+
+def test_out_of_range_layer_says_the_valid_range():
+    with pytest.raises(ValueError, match=r"layer 5 is out of range: there are 2 layers \(0–1\)"):
+        plot_layer_heads(decoder_result(WORDS), layer=5)
+
+
+def test_array_level_functions_check_token_counts():
+    with pytest.raises(ValueError, match="3×3 positions but there are 4 query tokens"):
+        plot_attention_heads(np.eye(3), ["a", "b", "c", "d"])
+    fig = plot_attention_heads(np.eye(3, dtype=np.float32), ["a", "b", "c"], causal=True)
+    assert np.allclose(np.diag(z_of(fig)), 1.0)
+    assert plot_alignment(np.full((2, 3), 1 / 3), ["x", "y"], ["a", "b", "c"]).data
+    assert plot_attention_overview(np.ones((2, 2, 3, 3)) / 3).data
+
+
+@pytest.mark.parametrize("architecture,layers,heads", [("decoder", 18, 4), ("encoder", 6, 12),
+                                                       ("encoder-decoder", 6, 8), ("decoder", 12, 12)])
+def test_every_view_stays_within_budget_at_128_tokens(architecture, layers, heads):
+    result = random_result(architecture, tokens=128, layers=layers, heads=heads)
+    figures = [plot_layer_heads(result, layers - 1), plot_layer_heads(result, 0, mean_over_heads=True),
+               plot_head(result, 0, heads - 1), plot_model_overview(result)]
+    if architecture == "encoder-decoder":
+        figures += [plot_cross_attention(result), plot_cross_attention(result, 2, 3), plot_model_overview(result, "cross"),
+                    plot_layer_heads(result, 0, "encoder")]
+    for fig in figures:
+        size = len(fig.to_json())
+        assert size <= BUDGET, f"{fig.layout.title.text}: {size} bytes"
+
+
+def test_attention_travels_as_float32_binary():
+    fig = plot_head(random_result("decoder", 128, 1, 1), 0, 0)
+    data = json.loads(fig.to_json())["data"][0]["z"]
+    assert data["dtype"] == "f4" and "bdata" in data
+
+
+@pytest.mark.parametrize("view", ["head", "layer", "overview", "cross"])
+def test_html_in_tokens_is_escaped_everywhere(view):
+    tokens = EVIL + ["ok"]
+    result = encoder_decoder_result(tokens, tokens) if view == "cross" else decoder_result(tokens)
+    fig = {"head": lambda: plot_head(result, 0, 0), "layer": lambda: plot_layer_heads(result, 0),
+           "overview": lambda: plot_model_overview(result), "cross": lambda: plot_cross_attention(result)}[view]()
+    strings = json.loads(fig.to_json())  # decoded JSON: what plotly.js receives
+    text = json.dumps(strings, ensure_ascii=False)
+    for raw in ("<img", "</script", "<b>", "a&b"):
+        assert raw not in text
+    if view != "overview":
+        assert any(t.startswith("&lt;img␣src=x␣") for t in fig.layout.yaxis.ticktext)
+        assert any("&lt;/script&gt;" in t for t in fig.data[0].y)
+
+
+def test_tokens_are_displayed_readably():
+    assert display_tokens([" the", "\n", "\t", "", "<bos>", "[SEP]", "机器", "\u200b"]) == \
+        ["␣the", "⏎", "⇥", "∅", "⟨bos⟩", "⟨SEP⟩", "机器", "⟨U+200B⟩"]
+    assert display_token("<s>", special=False) == "⟨s⟩"
+    assert display_token("<img>", special=False) == "<img>", "only real special tokens get ⟨⟩"
+    assert display_token("<extra_id_0>", special=True) == "⟨extra_id_0⟩"
+
+
+def test_figures_have_explicit_colours_and_a_labelled_colour_bar():
+    for theme in ("light", "dark"):
+        fig = plot_head(decoder_result(WORDS), 0, 0, theme=theme)
+        assert fig.layout.paper_bgcolor and fig.layout.font.color
+        assert fig.layout.coloraxis.colorbar.title.text == "attention weight"
+    assert fig.layout.paper_bgcolor != plot_head(decoder_result(WORDS), 0, 0).layout.paper_bgcolor
+
+
+def _viz_modules() -> list[str]:
+    return sorted(f"viz.{path.stem}" for path in (ROOT / "viz").glob("*.py") if path.stem != "__init__") + ["viz"]
+
+
+@pytest.mark.parametrize("module", _viz_modules())
+def test_viz_modules_never_import_transformers_or_torch(module):
+    code = (f"import sys, {module}; bad = [m for m in ('transformers', 'torch') if m in sys.modules]; "
+            "print(','.join(bad)); sys.exit(1 if bad else 0)")
+    completed = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, f"{module} imported {completed.stdout.strip()} {completed.stderr[-500:]}"
