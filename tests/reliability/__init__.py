@@ -1,0 +1,1 @@
+"""Helpers for the reliability tests: a real app server in a subprocess, request outcomes, a guarded browser."""
