@@ -111,6 +111,7 @@ class ExplainResult:
     uses_rope: bool = False
     uses_qk_norm: bool = False
     tolerance: float = TOLERANCE
+    card: dict[str, Any] = field(default_factory=dict)       # architecture_card(model) of the explained model
 
     @property
     def causal(self) -> bool:
@@ -142,6 +143,7 @@ class ExplainResult:
             "checks": dict(self.checks),
             "shapes": {name: list(shape) for name, shape in self.shapes.items()},
             "notes": list(self.notes),
+            "architecture_card": dict(self.card),
         }
 
 
@@ -465,7 +467,8 @@ def explain_attention(
         layer_type=layer_type, scale=float(anatomy.attention(layer).scaling), embedding_scale=embedding_scale,
         norm_placement=anatomy.norm_placement, max_abs_diff=max_abs_diff,
         passed=bool(max_abs_diff < TOLERANCE), shapes=shapes, notes=notes,
-        uses_rope=anatomy.family == "gemma3_text", uses_qk_norm=anatomy.family == "gemma3_text", **result,
+        uses_rope=anatomy.family == "gemma3_text", uses_qk_norm=anatomy.family == "gemma3_text",
+        card=architecture_card(model), **result,
     )
 
 

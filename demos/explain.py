@@ -1,0 +1,140 @@
+"""Explain tab: self-attention step by step on the model's real numbers, verified against the model's own attention."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import gradio as gr
+
+from demos import MODEL_EVENT, user_errors
+from service import limits
+from viz.explain import architecture_card_html, explain_steps, token_strip_html, verdict
+
+DEFAULT_TEXT = "The teacher explained attention, and the students finally understood it."
+EXAMPLES = [
+    [DEFAULT_TEXT],
+    ["The cat sat on the mat because it was tired."],
+    ["机器学习正在改变世界。"],
+]
+# Display math only with $$ … $$: a single $ is too common in user text to mean LaTeX.
+LATEX_DELIMITERS = [{"left": "$$", "right": "$$", "display": True}]
+MODEL_LABELS = {
+    "default": "Default: this profile's decoder (embedded Gemma-3-270M)",
+    "minilm": "MiniLM-L6 (BERT encoder, bidirectional)",
+}
+NUM_STEPS = 5
+INITIAL_MAX_LAYER = 63
+INITIAL_MAX_HEAD = 31
+
+
+def _whole(value: Any, name: str) -> int:
+    """A whole number from a Gradio Number/Slider (None, NaN and fractions are the user's mistake)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise gr.Error(f"{name} must be a whole number, got {value!r}.") from None
+    if number != number or number in (float("inf"), float("-inf")) or number != int(number):
+        raise gr.Error(f"{name} must be a whole number, got {value!r}.")
+    return int(number)
+
+
+def explain_json(service: Any, text: Any, layer: Any, head: Any, position: Any, model: str = "default") -> dict:
+    """The API answer: tokens, recomputed row, the model's row, max_abs_diff and the step data (JSON)."""
+    with user_errors():
+        result = service.explain(text, _whole(layer, "layer"), _whole(head, "head"), _whole(position, "position"),
+                                 model=model)
+    return result.to_json()
+
+
+def render_explanation(service: Any, text: Any, model: Any, layer: Any, head: Any, position: Any) -> list[Any]:
+    """Run the explanation and return every output of the tab, in the order `build_tab` lists them."""
+    if not isinstance(text, str) or not text.strip():
+        raise gr.Error("Type a sentence to explain: the text is empty.")
+    if len(text) > limits.MAX_INPUT_CHARS:
+        raise gr.Error(f"The text has {len(text)} characters; the limit is {limits.MAX_INPUT_CHARS}.")
+    with user_errors():
+        result = service.explain(text, _whole(layer, "layer"), _whole(head, "head"), _whole(position, "position"),
+                                 model=str(model or "default"))
+        steps = explain_steps(result)
+    notes = "".join(f"<li>{html.escape(note)}</li>" for note in result.notes)
+    summary = (f"**{html.escape(verdict(result))}** — {html.escape(result.model_name)}, layer {result.layer} "
+               f"({html.escape(result.layer_type)}), head {result.head}, query token {result.position}")
+    outputs: list[Any] = [
+        architecture_card_html(result.card, result.model_name),
+        token_strip_html(result) + (f"<ul style='margin:4px 0 0 16px'>{notes}</ul>" if notes else ""),
+        summary,
+        result.to_json(),
+    ]
+    for step in steps:
+        outputs.extend([step.markdown(), step.figure])
+    outputs.extend([
+        gr.update(maximum=result.num_layers - 1, value=result.layer, info=f"0–{result.num_layers - 1}"),
+        gr.update(maximum=result.num_heads - 1, value=result.head, info=f"0–{result.num_heads - 1}"),
+        gr.update(value=result.position, info=f"index of the query token, 0–{len(result.tokens) - 1} "
+                                              "(−1 = the last token)"),
+    ])
+    return outputs
+
+
+def model_choices(service: Any) -> list[tuple[str, str]]:
+    """(label, value) pairs for the model dropdown, from service.explain_models()."""
+    return [(MODEL_LABELS.get(name, name), name) for name in service.explain_models()]
+
+
+def build_tab(service: Any) -> None:
+    """The Explain tab's components and events, built into the current Blocks/Tab context."""
+    gr.Markdown(
+        "Type a sentence, pick a model, a layer, a head and a query token, and follow one attention head "
+        "through the model's **real numbers**. The last step checks the hand computation against the "
+        "attention the model itself returned."
+    )
+    with gr.Row():
+        with gr.Column(scale=3):
+            text = gr.Textbox(label="Sentence", value=DEFAULT_TEXT, lines=2, max_length=limits.MAX_INPUT_CHARS,
+                              elem_id="explain-text")
+            model = gr.Dropdown(model_choices(service), value="default", label="Model", elem_id="explain-model")
+        with gr.Column(scale=2):
+            layer = gr.Slider(0, INITIAL_MAX_LAYER, value=0, step=1, label="Layer", elem_id="explain-layer")
+            head = gr.Slider(0, INITIAL_MAX_HEAD, value=0, step=1, label="Head", elem_id="explain-head")
+            position = gr.Number(-1, precision=0, label="Query token (position)", elem_id="explain-position",
+                                 info="index of the query token (−1 = the last token)")
+            run = gr.Button("Explain", variant="primary", elem_id="explain-run")
+    gr.Examples(EXAMPLES, inputs=[text], label="Examples")
+    summary = gr.Markdown(elem_id="explain-verdict")
+    tokens = gr.HTML(elem_id="explain-tokens")
+    with gr.Accordion("Architecture card (from the loaded config)", open=False):
+        card = gr.HTML(elem_id="explain-card")
+    step_outputs: list[Any] = []
+    for number in range(1, NUM_STEPS + 1):
+        step_outputs.append(gr.Markdown(latex_delimiters=LATEX_DELIMITERS, elem_id=f"explain-step-{number}"))
+        step_outputs.append(gr.Plot(elem_id=f"explain-plot-{number}", show_label=False))
+    with gr.Accordion("Result (JSON)", open=False):
+        result_json = gr.JSON(elem_id="explain-json")
+
+    def explain_view(text, model, layer, head, position):
+        return render_explanation(service, text, model, layer, head, position)
+
+    outputs = [card, tokens, summary, result_json, *step_outputs, layer, head, position]
+    inputs = [text, model, layer, head, position]
+    run.click(explain_view, inputs=inputs, outputs=outputs, api_name="explain_view", api_visibility="private",
+              **MODEL_EVENT)
+    text.submit(explain_view, inputs=inputs, outputs=outputs, api_visibility="private", **MODEL_EVENT)
+
+    def explain(text: str, layer: int, head: int, position: int) -> dict:
+        """Recompute one head's attention row on the default model and compare it with the model's own.
+
+        position is the index of the query token (-1 = last). Returns JSON with tokens, recomputed (the row),
+        model (the model's row), max_abs_diff, passed and the intermediate steps.
+        """
+        return explain_json(service, text, layer, head, position)
+
+    gr.api(explain, api_name="explain", **MODEL_EVENT)
+
+
+if __name__ == "__main__":
+    from service import ModelService
+
+    with gr.Blocks(title="Attention Atlas: Explain") as demo:
+        build_tab(ModelService(profile="embedded"))
+    demo.queue(max_size=16).launch()
