@@ -35,6 +35,8 @@ def plot_attention_heads(
     segments: Sequence[tuple[str, int, int]] = (),
     columns: int | None = None,
     axis_titles: tuple[str, str] = ("key token (looked at)", "query token (looking)"),
+    colorbar_title: str = "attention weight",
+    note: str | None = None,
 ) -> go.Figure:
     """Heatmaps of several heads side by side (array level, for notebooks).
 
@@ -50,6 +52,7 @@ def plot_attention_heads(
         segments: (name, start, end) token spans drawn as separators on single-panel figures.
         columns: panels per row (default up to 4).
         axis_titles: (x title, y title) shown on single-panel figures.
+        colorbar_title: label of the colour bar. note: one more caption line (HTML-safe text, not escaped here).
     Returns a Figure; long inputs are pooled into blocks so the JSON stays under the budget.
     """
     key_tokens = query_tokens if key_tokens is None else key_tokens
@@ -87,10 +90,10 @@ def plot_attention_heads(
             fig.update_yaxes(category_axis(y_keys, y_vals, y_text, tick_font_size(len(y_vals)), reverse=True,
                                            show=col == 1), row=row, col=col)
         fig.update_xaxes(tickangle=-60)
-        label = "attention weight" if not pooled.pooled else "attention (summed per key block)"
+        label = colorbar_title if not pooled.pooled else f"{colorbar_title} (summed per key block)"
         fig.update_layout(coloraxis={"colorscale": COLOR_SCALE, "cmin": 0.0, "cmax": top,
                                      "colorbar": colorbar(label, theme)})
-        notes = []
+        notes = [note] if note else []
         if causal or window is not None:
             notes.append(MASKED_NOTE)
         if pooled.pooled:

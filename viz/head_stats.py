@@ -1,0 +1,203 @@
+"""Per-head statistics (entropy, distance, first-token sink, previous-token) and attention rollout, with figures.
+
+The statistics and the rollout are pure numpy on (layer, head, query_pos, key_pos) arrays; the plot_* functions
+draw them. Every figure says in one sentence what the number means, and that attention is not an explanation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import plotly.graph_objects as go
+
+from ._common import check_index, side_of
+from .labels import escape_text
+from .layer_view import plot_attention_heads
+from .style import ATTENTION_CAVEAT, COLOR_SCALE, Theme, base_layout, colorbar
+
+if TYPE_CHECKING:
+    from service.result import AttentionResult
+
+
+@dataclass(frozen=True)
+class Statistic:
+    label: str     # short name for menus and titles
+    unit: str      # colour bar title
+    meaning: str   # one plain sentence for learners
+
+
+STATISTICS: dict[str, Statistic] = {
+    "entropy": Statistic(
+        "Attention entropy", "bits",
+        "Low entropy means a head focuses on a few tokens; high entropy means it spreads its attention "
+        "over many (0 bits = one token, 1 bit = two equal tokens, log2(n) bits = all n alike)."),
+    "distance": Statistic(
+        "Mean attention distance", "tokens",
+        "How many positions away, on average, a head looks: near 0 for local heads (self, neighbours), "
+        "large for heads that reach far back or ahead."),
+    "first_token": Statistic(
+        "Attention on the first token (sink)", "share of attention",
+        "The share of attention that goes to the first token; many heads park unused attention there "
+        "(an 'attention sink'), so a high value often means 'nothing to do' rather than 'important'."),
+    "previous_token": Statistic(
+        "Previous-token score", "share of attention",
+        "The share of attention each token gives to the token just before it; heads near 1 copy the "
+        "previous token forward, a building block of induction heads."),
+}
+ROLLOUT_MEANING = ("Attention rollout (Abnar & Zuidema 2020) multiplies the head-averaged attention of every layer "
+                   "up to this one, counting the residual connection, to estimate how much each position draws on "
+                   "each input token.")
+
+
+def _check(attention: np.ndarray) -> np.ndarray:
+    attention = np.asarray(attention, dtype=np.float64)
+    if attention.ndim < 2 or attention.shape[-1] == 0 or attention.shape[-2] == 0:
+        raise ValueError(f"attention must be (..., query, key), got shape {attention.shape}")
+    return attention
+
+
+def attention_entropy(attention: np.ndarray) -> np.ndarray:
+    """Mean over query rows of the entropy -Σ p·log2 p, in bits.
+
+    attention: (..., query_pos, key_pos) rows summing to 1. Returns (...), e.g. (layer, head).
+    """
+    attention = _check(attention)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(attention > 0, -attention * np.log2(attention), 0.0)  # (..., query_pos, key_pos)
+    return terms.sum(axis=-1).mean(axis=-1)
+
+
+def mean_attention_distance(attention: np.ndarray) -> np.ndarray:
+    """Mean over query rows of Σ_key p·|query_pos − key_pos|, in token positions. Returns (...)."""
+    attention = _check(attention)
+    queries, keys = attention.shape[-2:]
+    distance = np.abs(np.arange(queries)[:, None] - np.arange(keys)[None, :])  # (query_pos, key_pos)
+    return (attention * distance).sum(axis=-1).mean(axis=-1)
+
+
+def first_token_share(attention: np.ndarray) -> np.ndarray:
+    """Mean over query rows 1.. of the weight on key 0 (row 0 is left out: in causal attention it can only see
+    itself). Returns (...)."""
+    attention = _check(attention)
+    rows = attention[..., 1:, 0] if attention.shape[-2] > 1 else attention[..., :, 0]  # (..., query_pos)
+    return rows.mean(axis=-1)
+
+
+def previous_token_score(attention: np.ndarray) -> np.ndarray:
+    """Mean over query rows 1.. of the weight on key query_pos − 1. Returns (...); 0 for a one-token input."""
+    attention = _check(attention)
+    queries, keys = attention.shape[-2:]
+    positions = np.arange(1, min(queries, keys + 1))
+    if positions.size == 0:
+        return np.zeros(attention.shape[:-2])
+    return attention[..., positions, positions - 1].mean(axis=-1)
+
+
+_FUNCTIONS = {"entropy": attention_entropy, "distance": mean_attention_distance,
+              "first_token": first_token_share, "previous_token": previous_token_score}
+
+
+def head_statistic(attention: np.ndarray, statistic: str) -> np.ndarray:
+    """One statistic per head: attention (layer, head, query_pos, key_pos) → (layer, head) float32.
+
+    statistic: "entropy" | "distance" | "first_token" | "previous_token" (see STATISTICS for meanings).
+    """
+    if statistic not in _FUNCTIONS:
+        raise ValueError(f"unknown statistic {statistic!r}; choose one of {', '.join(_FUNCTIONS)}")
+    return _FUNCTIONS[statistic](attention).astype(np.float32)
+
+
+def attention_rollout(attention: np.ndarray, residual_weight: float = 0.5) -> np.ndarray:
+    """Attention rollout (Abnar & Zuidema 2020), cumulative per layer.
+
+    attention: (layer, head, query_pos, key_pos) self-attention. Each layer's head mean A is mixed with the
+    residual connection, Â = (1 − residual_weight)·A + residual_weight·I, rows renormalised, and multiplied up:
+    R_0 = Â_0, R_l = Â_l · R_{l−1}. Returns (layer, query_pos, key_pos) float32; R_l rows sum to 1.
+    """
+    attention = _check(attention)
+    if attention.ndim != 4 or attention.shape[-1] != attention.shape[-2]:
+        raise ValueError(f"rollout needs square self-attention (layer, head, query, key), got {attention.shape}")
+    if not 0.0 <= residual_weight <= 1.0:
+        raise ValueError(f"residual_weight must be in [0, 1], got {residual_weight}")
+    num_layers, _, tokens, _ = attention.shape
+    identity = np.eye(tokens)
+    rollout = np.empty((num_layers, tokens, tokens))
+    current = identity
+    for layer in range(num_layers):
+        mixed = (1 - residual_weight) * attention[layer].mean(axis=0) + residual_weight * identity  # (query, key)
+        mixed /= mixed.sum(axis=-1, keepdims=True)
+        current = mixed @ current  # (query_pos, key_pos): what position i draws from input token j so far
+        rollout[layer] = current
+    return rollout.astype(np.float32)
+
+
+def plot_statistic_map(values: np.ndarray, statistic: str, *, title: str | None = None,
+                       theme: Theme = "light") -> go.Figure:
+    """Layer × head heatmap of one statistic (array level).
+
+    values: (layer, head) from head_statistic. statistic: a key of STATISTICS (for the label and sentence).
+    """
+    values = np.asarray(values, dtype=np.float32)
+    if values.ndim != 2:
+        raise ValueError(f"values must be (layer, head), got shape {values.shape}")
+    info = STATISTICS[statistic]
+    num_layers, num_heads = values.shape
+    share = info.unit == "share of attention"
+    fig = go.Figure(go.Heatmap(
+        z=values, x=[f"head {h}" for h in range(num_heads)], y=[f"layer {layer}" for layer in range(num_layers)],
+        colorscale=COLOR_SCALE, zmin=0.0, zmax=1.0 if share else None,
+        colorbar=colorbar(info.unit, theme), texttemplate="%{z:.2f}", textfont={"size": 10},
+        hovertemplate="%{y} · %{x}<br>" + escape_text(info.label) + ": %{z:.3f}<extra></extra>"))
+    fig.update_xaxes(type="category", side="top", showgrid=False)
+    fig.update_yaxes(type="category", autorange="reversed", showgrid=False)
+    caption = escape_text(info.meaning) + "<br>" + ATTENTION_CAVEAT
+    return base_layout(fig, escape_text(title or info.label), theme, 120 + max(200, 34 * num_layers),
+                       caption=_wrap(caption))
+
+
+def plot_head_summary(result: "AttentionResult", statistic: str = "entropy", side: str | None = None, *,
+                      theme: Theme = "light") -> go.Figure:
+    """Layer × head map of a statistic of `result`'s self-attention.
+
+    Args: statistic "entropy" | "distance" | "first_token" | "previous_token"; side "encoder" | "decoder"
+    (default result.main_side).
+    """
+    side = side_of(result, side)
+    values = head_statistic(result.self_attention(side), statistic)  # (layer, head)
+    title = f"{result.model_name} · {side} · {STATISTICS[statistic].label if statistic in STATISTICS else statistic}"
+    return plot_statistic_map(values, statistic, title=title, theme=theme)
+
+
+def plot_rollout(result: "AttentionResult", layer: int | None = None, side: str | None = None, *,
+                 residual_weight: float = 0.5, theme: Theme = "light") -> go.Figure:
+    """Attention rollout of `result` through `layer` (default: the last layer) as a query × key heatmap.
+
+    Args: layer 0-based (rollout over layers 0..layer); side "encoder" | "decoder"; residual_weight as in
+    attention_rollout.
+    """
+    side = side_of(result, side)
+    attention = result.self_attention(side)  # (layer, head, query_pos, key_pos)
+    last = attention.shape[0] - 1 if layer is None else check_index("layer", layer, attention.shape[0], "layers")
+    rollout = attention_rollout(attention[: last + 1], residual_weight)[last]  # (query_pos, key_pos)
+    return plot_attention_heads(
+        rollout, result.tokens(side), causal=result.is_causal(side), head_labels=["rollout"],
+        query_special=result.special(side), theme=theme, colorbar_title="rollout share",
+        title=f"{result.model_name} · {side} · attention rollout through layer {last}",
+        axis_titles=("input token", "position"), note=_wrap(escape_text(ROLLOUT_MEANING)))
+
+
+def _wrap(text: str, width: int = 130) -> str:
+    """Break long caption lines with <br> (Plotly annotations do not wrap)."""
+    lines = []
+    for paragraph in text.split("<br>"):
+        line = ""
+        for word in paragraph.split(" "):
+            if line and len(line) + 1 + len(word) > width:
+                lines.append(line)
+                line = word
+            else:
+                line = f"{line} {word}" if line else word
+        lines.append(line)
+    return "<br>".join(lines)
