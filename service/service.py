@@ -251,7 +251,7 @@ class ModelService:
         if cached is None:
             from service.minilm import load_minilm
 
-            loaded_minilm = load_minilm()
+            loaded_minilm = load_minilm(device=self.device)
             if isinstance(loaded_minilm, LoadedModel):
                 cached = loaded_minilm
             else:

@@ -203,7 +203,7 @@ def run_qa(loaded: LoadedModel, context: str, question: str, max_attention_token
     budget = _token_budget(loaded, max_attention_tokens)
     full_length = len(tokenizer(question, context)["input_ids"])
     question_length = len(tokenizer(question)["input_ids"])
-    if question_length + 2 >= budget:  # [CLS] question [SEP] context [SEP] needs room for some context
+    if question_length + 2 > budget:  # [CLS] question [SEP], one context token and [SEP] must fit
         raise InvalidInputError(
             f"The question is {question_length} tokens, which leaves no room for the context within "
             f"{budget} tokens. Shorten the question."
@@ -365,7 +365,8 @@ def run_translation(
     ids = tokenizer(source, truncation=True, max_length=budget)["input_ids"]
     input_ids = _as_tensor(ids, loaded.device)  # (1, S)
     attention_mask = input_ids.new_ones(input_ids.shape)  # (1, S)
-    max_new_tokens = max(1, min(limits.MAX_TRANSLATION_TOKENS, budget) - 1)  # decoder start token + output ≤ budget
+    # decoder start token + output ≤ budget; a translation longer than twice its source (+16) is runaway output
+    max_new_tokens = max(1, min(limits.MAX_TRANSLATION_TOKENS, budget - 1, 2 * len(ids) + 16))
     output = model.generate(input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=max_new_tokens)
     generated_at = time.perf_counter()
     target = output[0].tolist()  # decoder start token + translation (+ </s>)

@@ -1,0 +1,215 @@
+"""Every task × model family on tiny random models: shapes, tokens, segments, predictions, truncation notices."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from service import AttentionResult, ModelService
+from service.tiny import load_tiny
+
+CONTEXT = "Richard Feynman won the Nobel Prize in Physics in 1965. He worked at Caltech in Pasadena."
+QUESTION = "Where did Feynman work?"
+LONG_TEXT = " ".join(["The quick brown fox jumps over the lazy dog."] * 12)
+
+
+@pytest.fixture(scope="module")
+def tiny() -> ModelService:
+    return ModelService("tiny")
+
+
+@pytest.fixture(scope="module")
+def fewshot() -> ModelService:
+    return ModelService("tiny-fewshot")
+
+
+@pytest.fixture(scope="module")
+def capped() -> ModelService:
+    return ModelService("tiny", max_attention_tokens=8)
+
+
+def _assert_rows_are_distributions(attention: np.ndarray) -> None:
+    assert attention.dtype == np.float32
+    np.testing.assert_allclose(attention.sum(-1), 1.0, atol=1e-4)
+
+
+def _assert_causal(attention: np.ndarray) -> None:
+    upper = np.triu(np.ones(attention.shape[-2:], dtype=bool), k=1)  # (query_pos, key_pos) above the diagonal
+    assert np.all(attention[..., upper] == 0)
+
+
+def _assert_json_ready(result: AttentionResult) -> None:
+    text = json.dumps(result.to_json())
+    assert json.loads(text)["prediction"] == result.prediction
+
+
+# --- specialists (tiny profile) --------------------------------------------------------------------
+def test_generation_attention_covers_prompt_and_continuation(tiny: ModelService) -> None:
+    result = tiny.generate("The quick brown fox", max_new_tokens=6, min_new_tokens=6)
+    tokens = result.decoder_tokens
+    assert result.architecture == "decoder" and result.model_name == "tiny-gpt2"
+    assert result.decoder_attention.shape == (2, 2, len(tokens), len(tokens))  # (layer, head, query, key)
+    _assert_rows_are_distributions(result.decoder_attention)
+    _assert_causal(result.decoder_attention)
+    names = [(segment.name, segment.start, segment.end) for segment in result.segments]
+    assert names[0][0] == "prompt" and names[1] == ("generated", len(tokens) - 6, len(tokens))
+    assert isinstance(result.prediction["text"], str)
+    assert result.layer_types == ["full", "full"] and result.num_key_value_heads is None
+    assert result.encoder_attention is None and result.cross_attention is None
+    _assert_json_ready(result)
+
+
+def test_captured_attention_equals_what_generation_computed(tiny: ModelService) -> None:
+    result = tiny.generate("The lazy dog", max_new_tokens=4, min_new_tokens=4)
+    loaded = load_tiny("generation")
+    ids = loaded.tokenizer("The lazy dog", return_tensors="pt")["input_ids"]  # (1, prompt_len)
+    with loaded.lock, torch.inference_mode():
+        loaded.model.set_attn_implementation("eager")
+        try:
+            steps = loaded.model.generate(
+                ids, max_new_tokens=4, min_new_tokens=4, do_sample=False, output_attentions=True,
+                return_dict_in_generate=True, pad_token_id=loaded.tokenizer.eos_token_id,
+            ).attentions
+        finally:
+            loaded.model.set_attn_implementation("sdpa")
+    last_step = np.stack([layer[0, :, -1].float().numpy() for layer in steps[-1]])  # (layer, head, key_pos)
+    query = ids.shape[1] + 2  # the last token generation attended from
+    np.testing.assert_allclose(result.decoder_attention[:, :, query, : query + 1], last_step, atol=1e-5)
+
+
+def test_qa_answer_is_a_span_of_the_original_context(tiny: ModelService) -> None:
+    result = tiny.answer(CONTEXT, QUESTION)
+    prediction = result.prediction
+    assert result.architecture == "encoder" and result.model_name == "tiny-distilbert-qa"
+    assert CONTEXT[prediction["start"] : prediction["end"]] == prediction["answer"]
+    assert prediction["answer"] and 0.0 <= prediction["score"] <= 1.0
+    tokens = result.encoder_tokens
+    assert result.encoder_attention.shape == (2, 2, len(tokens), len(tokens))
+    _assert_rows_are_distributions(result.encoder_attention)
+    assert [segment.name for segment in result.segments] == ["question", "context"]
+    assert all(segment.side == "encoder" for segment in result.segments)
+    assert tokens[0] == "[CLS]" and result.encoder_special[0]
+    _assert_json_ready(result)
+
+
+def test_sentiment_gives_a_label_with_its_probability(tiny: ModelService) -> None:
+    result = tiny.classify("I loved this movie, the acting was wonderful.")
+    assert result.prediction["label"] in ("positive", "negative")
+    assert 0.5 <= result.prediction["score"] <= 1.0
+    assert sum(result.prediction["scores"].values()) == pytest.approx(1.0)
+    tokens = result.encoder_tokens
+    assert result.encoder_attention.shape == (2, 2, len(tokens), len(tokens))
+    assert [segment.name for segment in result.segments] == ["text"]
+    _assert_json_ready(result)
+
+
+@pytest.mark.parametrize(
+    "text, direction", [("机器学习正在改变世界。", "zh-en"), ("Machine learning is changing the world.", "en-zh")]
+)
+def test_translation_detects_direction_and_returns_three_attentions(tiny: ModelService, text: str, direction: str) -> None:
+    result = tiny.translate(text)
+    assert result.prediction["direction"] == direction
+    assert result.model_name == f"tiny-marian-{direction}"
+    source, target = len(result.encoder_tokens), len(result.decoder_tokens)
+    assert result.architecture == "encoder-decoder"
+    assert result.encoder_attention.shape == (2, 2, source, source)
+    assert result.decoder_attention.shape == (2, 2, target, target)
+    assert result.cross_attention.shape == (2, 2, target, source)  # (layer, head, decoder_pos, encoder_pos)
+    _assert_rows_are_distributions(result.cross_attention)
+    _assert_causal(result.decoder_attention)
+    assert result.encoder_tokens[-1] == "</s>" and result.encoder_special[-1]
+    assert result.decoder_tokens[0] == "<pad>" and result.decoder_special[0]  # Marian's decoder start token
+    _assert_json_ready(result)
+
+
+def test_translation_direction_can_be_forced(tiny: ModelService) -> None:
+    result = tiny.translate("机器学习", direction="en-zh")
+    assert result.prediction["direction"] == "en-zh" and result.model_name == "tiny-marian-en-zh"
+
+
+def test_model_names_per_task(tiny: ModelService) -> None:
+    assert tiny.model_name("generation") == "tiny-gpt2"
+    assert tiny.model_name("translation") == "tiny-marian-en-zh + tiny-marian-zh-en"
+    assert ModelService("hub").model_name("qa") == "distilbert/distilbert-base-cased-distilled-squad"
+    assert ModelService("tiny-fewshot").model_name("sentiment") == "tiny-gemma3"
+
+
+def test_load_reports_progress(tiny: ModelService) -> None:
+    calls: list[tuple[float, str]] = []
+    ModelService("tiny").load("translation", progress=lambda fraction, message: calls.append((fraction, message)))
+    assert calls[0][0] == 0.0 and calls[-1][0] == 1.0 and "tiny-marian" in calls[-1][1]
+
+
+# --- truncation ------------------------------------------------------------------------------------
+def test_long_generation_keeps_the_last_positions_with_a_notice(capped: ModelService) -> None:
+    result = capped.generate("The quick brown fox jumps over", max_new_tokens=5, min_new_tokens=5)
+    assert len(result.decoder_tokens) == 8 and result.decoder_attention.shape[-2:] == (8, 8)
+    assert any("last 8 of" in notice for notice in result.notices)
+    row_sums = result.decoder_attention.sum(-1)  # (layer, head, query_pos)
+    assert np.all(row_sums <= 1.0 + 1e-5) and np.any(row_sums < 0.99)  # attention to hidden tokens is missing
+    assert result.segments[-1] == type(result.segments[-1])("generated", 3, 8)
+
+
+@pytest.mark.parametrize("task", ["qa", "sentiment", "translation"])
+def test_long_specialist_input_is_truncated_where_the_model_reads_it(capped: ModelService, task: str) -> None:
+    if task == "qa":
+        result = capped.answer(LONG_TEXT, "Who?")
+    elif task == "sentiment":
+        result = capped.classify(LONG_TEXT)
+    else:
+        result = capped.translate(LONG_TEXT)
+    assert "Input truncated to 8 tokens." in result.notices
+    assert len(result.encoder_tokens) == 8 and result.encoder_attention.shape[-1] == 8
+    if task == "translation":
+        assert len(result.decoder_tokens) <= 8
+    if task == "qa":
+        assert LONG_TEXT[result.prediction["start"] : result.prediction["end"]] == result.prediction["answer"]
+
+
+def test_short_inputs_have_no_notice(tiny: ModelService) -> None:
+    assert tiny.classify("Nice film.").notices == []
+
+
+# --- few-shot path (tiny random Gemma-3) -----------------------------------------------------------
+@pytest.mark.parametrize("task", ["sentiment", "qa", "translation", "generation"])
+def test_fewshot_tasks_return_decoder_attention_over_prompt_and_completion(fewshot: ModelService, task: str) -> None:
+    if task == "sentiment":
+        result = fewshot.classify("I loved this movie.")
+    elif task == "qa":
+        result = fewshot.answer("Marie Curie was born in Warsaw.", "Where was she born?")
+    elif task == "translation":
+        result = fewshot.translate("北京是中国的首都。")
+    else:
+        result = fewshot.generate("北京是", max_new_tokens=4, min_new_tokens=4)
+    tokens = result.decoder_tokens
+    assert result.architecture == "decoder" and result.model_name == "tiny-gemma3" and result.task == task
+    assert result.decoder_attention.shape == (4, 4, len(tokens), len(tokens))
+    _assert_causal(result.decoder_attention)
+    assert result.layer_types == ["sliding:16", "sliding:16", "sliding:16", "full"]
+    assert result.num_key_value_heads == 1
+    assert result.prompt
+    if task != "generation":
+        names = [segment.name for segment in result.segments]
+        assert "query" in names and names == sorted(names, key=names.index)
+        assert all(0 <= s.start < s.end <= len(tokens) for s in result.segments)
+    _assert_json_ready(result)
+
+
+def test_fewshot_qa_and_translation_predictions_follow_the_contract(fewshot: ModelService) -> None:
+    context = "Marie Curie was born in Warsaw."
+    answer = fewshot.answer(context, "Where was she born?").prediction
+    assert context[answer["start"] : answer["end"]] == answer["answer"]
+    assert fewshot.translate("Good morning.").prediction["direction"] == "en-zh"
+    label = fewshot.classify("Terrible.").prediction
+    assert label["label"] in ("positive", "negative") and 0.0 <= label["score"] <= 1.0
+
+
+def test_fewshot_sliding_window_layers_see_only_recent_tokens(fewshot: ModelService) -> None:
+    result = fewshot.classify("I loved this movie.")
+    attention = result.decoder_attention  # (layer, head, query_pos, key_pos), last positions of the sequence
+    last = attention.shape[-1] - 1
+    assert np.all(attention[0, :, last, : last - 16 + 1] == 0)  # sliding layer: window of 16
+    assert np.any(attention[3, :, last, : last - 16 + 1] > 0)  # full layer reaches further back
