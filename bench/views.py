@@ -1,0 +1,83 @@
+"""Time what the server does on a layer/head switch, and how many bytes of figure JSON one update sends.
+
+The app's switch handler is `demos.attention_panel.AttentionPanel.redraw`: it reads the kept result from the
+ResultStore and draws one view; Gradio then serialises the figure (`gr.Plot.postprocess` → `fig.to_json()`).
+Both steps are timed here, on a panel built exactly as the app builds it, with a result kept in its store.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+
+from bench.stats import Sample, time_call
+from service.result import AttentionResult
+
+SESSION = "bench-session"
+
+
+@dataclass
+class SwitchMeasurement:
+    """Server time per switch (seconds) and bytes per update, for one kept result."""
+
+    tokens: int
+    seconds: Sample               # redraw + figure serialisation
+    figure_bytes: Sample          # the plot JSON Gradio sends (fig.to_json())
+    update_bytes: Sample          # every output of the update, figure included
+
+
+class SwitchBench:
+    """An attention panel (built like the app's, in a throwaway Blocks) with its own result store."""
+
+    def __init__(self, task: str) -> None:
+        import gradio as gr
+
+        from demos.attention_panel import AttentionPanel
+        from demos.store import ResultStore
+
+        self.task = task
+        self.store = ResultStore()
+        with gr.Blocks():
+            self.panel = AttentionPanel(task, self.store, elem_prefix="bench")
+        self.request = SimpleNamespace(session_hash=SESSION)
+
+    def measure(self, result: AttentionResult, view: str, switches: int, vary: str = "layer") -> SwitchMeasurement:
+        """Keep `result`, then switch `vary` ("layer" or "head") `switches` times, timing each redraw."""
+        self.store.put(SESSION, self.task, result)
+        side = result.main_side
+        layers, heads = result.self_attention().shape[:2]  # (layer, head, query_pos, key_pos)
+        query = len(result.tokens()) - 1
+        self._switch(view, side, 0, 0, query)  # warm-up: imports, caches
+        seconds, figure_bytes, update_bytes = Sample(), Sample(), Sample()
+        for index in range(1, switches + 1):
+            layer = index % layers if vary == "layer" else layers // 2
+            head = index % heads if vary == "head" else 0
+            elapsed, (figure, update) = time_call(lambda: self._switch(view, side, layer, head, query))
+            seconds.add(elapsed)
+            figure_bytes.add(figure)
+            update_bytes.add(update)
+        return SwitchMeasurement(len(result.tokens()), seconds, figure_bytes, update_bytes)
+
+    def _switch(self, view: str, side: str, layer: int, head: int, query: int) -> tuple[int, int]:
+        """One redraw as the server runs it; returns (figure JSON bytes, whole update JSON bytes)."""
+        outputs = self.panel.redraw(view, side, layer, head, None, query, self.request)
+        plot_update = outputs[5]
+        figure = plot_update.get("value") if isinstance(plot_update, dict) else None
+        if figure is None:
+            raise RuntimeError(f"the {view!r} view drew no figure: {outputs[-1]!r}")
+        plot_data = self.panel.plot.postprocess(figure)          # what Gradio sends: {"type", "plot": fig JSON}
+        sent = [plot_data.model_dump() if item is plot_update else _jsonable(item) for item in outputs]
+        return len(plot_data.plot.encode()), len(json.dumps(sent, default=str).encode())
+
+
+def _jsonable(item: Any) -> Any:
+    """gr.update dicts and strings as JSON-ready data (component objects by name)."""
+    if isinstance(item, dict):
+        return {key: _jsonable(value) for key, value in item.items()}
+    if isinstance(item, (list, tuple)):
+        return [_jsonable(value) for value in item]
+    if isinstance(item, (str, int, float, bool)) or item is None:
+        return item
+    return repr(item)
