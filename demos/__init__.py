@@ -9,7 +9,7 @@ from typing import Any
 
 import gradio as gr
 
-from service.errors import AtlasError
+from service.errors import AtlasError, ModelLoadError
 
 logger = logging.getLogger("attention_atlas")
 
@@ -28,8 +28,10 @@ def user_errors() -> Iterator[None]:
         yield
     except gr.Error:
         raise
-    except AtlasError as error:
-        raise gr.Error(str(error)) from None  # the message says it all; no traceback in the log
+    except ModelLoadError as error:  # stays on screen until closed: the tab cannot work until this is fixed
+        raise gr.Error(str(error), duration=None, title="Model unavailable", print_exception=False) from None
+    except AtlasError as error:  # the user's input: the message says what to change, no traceback needed
+        raise gr.Error(str(error), print_exception=False) from None
     except Exception as error:  # a bug, not the user's mistake: log it, say so plainly
         logger.exception("unexpected error in a handler")
         raise gr.Error(

@@ -48,8 +48,8 @@ def run_generation(
             close()
 
 
-def build_tab(service: Any, store: ResultStore | None = None) -> None:
-    """The Generate tab's components and events, built into the current Blocks context."""
+def build_tab(service: Any, store: ResultStore | None = None) -> AttentionPanel:
+    """The Generate tab's components and events, built into the current Blocks context; returns its panel."""
     store = store or DEFAULT_STORE
     with gr.Row():
         with gr.Column(scale=3):
@@ -64,8 +64,8 @@ def build_tab(service: Any, store: ResultStore | None = None) -> None:
                                   info="0 = no top-k filtering", elem_id="gen-top-k")
                 top_p = gr.Slider(0.01, limits.TOP_P_RANGE[1], value=1.0, step=0.01, label="Top-p",
                                   info="1 = no nucleus filtering", elem_id="gen-top-p")
-                seed = gr.Number(0, precision=0, minimum=limits.SEED_RANGE[0], maximum=limits.SEED_RANGE[1],
-                                 label="Seed", info="same seed + settings = same text", elem_id="gen-seed")
+                seed = gr.Number(0, precision=0, label="Seed",  # range checked in the handler, with the field's name
+                                 info="same seed + settings = same text", elem_id="gen-seed")
             with gr.Row():
                 run = gr.Button("Generate", variant="primary", elem_id="gen-run")
                 stop = gr.Button("Stop", variant="stop", elem_id="gen-stop")
@@ -86,6 +86,7 @@ def build_tab(service: Any, store: ResultStore | None = None) -> None:
                       **MODEL_EVENT)
     panel.refresh_after(event)
     stop.click(None, cancels=[event])
+    return panel
 
 
 if __name__ == "__main__":

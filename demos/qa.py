@@ -37,21 +37,21 @@ def run_qa(service: Any, store: ResultStore, context: Any, question: Any, reques
     """Validate, load lazily, answer, keep the result for the panel; returns (JSON, highlighted context HTML)."""
     with user_errors():
         context = check_text(context, "context", limits.MAX_CONTEXT_CHARS)
-        question = check_text(question, "question", limits.MAX_QUESTION_CHARS)
+        question = check_text(question, "question", limits.MAX_INPUT_CHARS)
         load_model(service, TASK, progress)
         result = service.answer(context, question)
     store.put(session_id(request), TASK, result)
     return dict(result.prediction), answer_html(context, result.prediction)
 
 
-def build_tab(service: Any, store: ResultStore | None = None) -> None:
-    """The Ask tab's components and events, built into the current Blocks context."""
+def build_tab(service: Any, store: ResultStore | None = None) -> AttentionPanel:
+    """The Ask tab's components and events, built into the current Blocks context; returns its panel."""
     store = store or DEFAULT_STORE
     with gr.Row():
         with gr.Column(scale=3):
             context = gr.Textbox(label="Context", lines=5, max_length=limits.MAX_CONTEXT_CHARS, elem_id="qa-context",
                                  placeholder="A paragraph that contains the answer.")
-            question = gr.Textbox(label="Question", lines=1, max_length=limits.MAX_QUESTION_CHARS,
+            question = gr.Textbox(label="Question", lines=1, max_length=limits.MAX_INPUT_CHARS,
                                   elem_id="qa-question")
             run = gr.Button("Answer", variant="primary", elem_id="qa-run")
         with gr.Column(scale=2):
@@ -68,6 +68,7 @@ def build_tab(service: Any, store: ResultStore | None = None) -> None:
                                       "'score'} (character offsets into the context) and an HTML view.",
                       **MODEL_EVENT)
     panel.refresh_after(event)
+    return panel
 
 
 if __name__ == "__main__":

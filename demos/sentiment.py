@@ -18,6 +18,9 @@ TASK = "sentiment"
 
 def label_confidences(prediction: dict[str, Any]) -> dict[str, float]:
     """{"positive": p, "negative": 1 - p} for gr.Label, from {"label", "score"} (score = the label's probability)."""
+    scores = prediction.get("scores")
+    if isinstance(scores, dict) and {"positive", "negative"} <= set(scores):
+        return {"positive": float(scores["positive"]), "negative": float(scores["negative"])}
     score = float(prediction.get("score", 0.0))
     positive = score if prediction.get("label") == "positive" else 1.0 - score
     return {"positive": positive, "negative": 1.0 - positive}
@@ -34,8 +37,8 @@ def run_sentiment(service: Any, store: ResultStore, text: Any, request: gr.Reque
     return dict(result.prediction), label_confidences(result.prediction)
 
 
-def build_tab(service: Any, store: ResultStore | None = None) -> None:
-    """The Sentiment tab's components and events, built into the current Blocks context."""
+def build_tab(service: Any, store: ResultStore | None = None) -> AttentionPanel:
+    """The Sentiment tab's components and events, built into the current Blocks context; returns its panel."""
     store = store or DEFAULT_STORE
     with gr.Row():
         with gr.Column(scale=3):
@@ -56,6 +59,7 @@ def build_tab(service: Any, store: ResultStore | None = None) -> None:
                                       "and label confidences.",
                       **MODEL_EVENT)
     panel.refresh_after(event)
+    return panel
 
 
 if __name__ == "__main__":

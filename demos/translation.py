@@ -29,8 +29,8 @@ def run_translation(service: Any, store: ResultStore, text: Any, direction: Any,
     return dict(result.prediction), str(result.prediction.get("translation", ""))
 
 
-def build_tab(service: Any, store: ResultStore | None = None) -> None:
-    """The Translate tab's components and events, built into the current Blocks context."""
+def build_tab(service: Any, store: ResultStore | None = None) -> AttentionPanel:
+    """The Translate tab's components and events, built into the current Blocks context; returns its panel."""
     store = store or DEFAULT_STORE
     with gr.Row():
         with gr.Column(scale=3):
@@ -52,6 +52,7 @@ def build_tab(service: Any, store: ResultStore | None = None) -> None:
                                       "'zh-en'. Returns {'translation', 'direction'} and the text.",
                       **MODEL_EVENT)
     panel.refresh_after(event)
+    return panel
 
 
 if __name__ == "__main__":
