@@ -23,6 +23,8 @@ from __future__ import annotations
 import contextlib
 import math
 import threading
+import weakref
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -105,7 +107,9 @@ class ExplainResult:
     block_output: np.ndarray
     max_abs_diff: float
     passed: bool
-    checks: dict[str, float] = field(default_factory=dict)   # stage → max |recomputed − model|
+    # stage → max |recomputed − model|, divided by max(1, max |model|) for the hidden-size vectors (the residual
+    # stream of deep layers reaches ~10³, where float32 rounding alone is ~10⁻⁴ absolute)
+    checks: dict[str, float] = field(default_factory=dict)
     shapes: dict[str, list[int]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     uses_rope: bool = False
@@ -342,11 +346,45 @@ def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.float() - b.float()).abs().max().item())
 
 
+def _relative_diff(recomputed: torch.Tensor, model: torch.Tensor) -> float:
+    """max |recomputed − model| / max(1, max |model|): float32 rounding grows with the values' size."""
+    return _max_diff(recomputed, model) / max(1.0, float(model.float().abs().max().item()))
+
+
 def _numpy(t: torch.Tensor) -> np.ndarray:
     return t.detach().float().cpu().numpy().astype(np.float32)
 
 
+_DISPLAY_CACHE: "weakref.WeakKeyDictionary[Any, OrderedDict[tuple[int, ...], tuple[list[str], list[bool]]]]" = (
+    weakref.WeakKeyDictionary())
+_DISPLAY_CACHE_SIZE = 32
+
+
 def _display(tokenizer: Any, ids: list[int]) -> tuple[list[str], list[bool]]:
+    """Display tokens, remembered per tokenizer: the same text is explained again for every layer/head switch,
+    and building labels for Gemma's 262k-token tokenizer takes seconds (service.tokens serialises it)."""
+    key = tuple(ids)
+    try:
+        per_tokenizer = _DISPLAY_CACHE.setdefault(tokenizer, OrderedDict())
+    except TypeError:  # not weak-referenceable: no cache
+        return _display_uncached(tokenizer, ids)
+    with _DISPLAY_LOCK:
+        if key in per_tokenizer:
+            per_tokenizer.move_to_end(key)
+            labels, special = per_tokenizer[key]
+            return list(labels), list(special)
+    labels, special = _display_uncached(tokenizer, ids)
+    with _DISPLAY_LOCK:
+        per_tokenizer[key] = (list(labels), list(special))
+        while len(per_tokenizer) > _DISPLAY_CACHE_SIZE:
+            per_tokenizer.popitem(last=False)
+    return labels, special
+
+
+_DISPLAY_LOCK = threading.Lock()
+
+
+def _display_uncached(tokenizer: Any, ids: list[int]) -> tuple[list[str], list[bool]]:
     try:
         from service.tokens import display_tokens
     except ImportError:  # pragma: no cover - the core helper ships service/tokens.py
@@ -532,15 +570,15 @@ def _recompute(anatomy: _Anatomy, captured: dict[str, Any], layer: int, head: in
         projected = concat @ projection.weight + projection.bias  # Conv1D: (H·d,) · (H·d, D) → (D,)
     else:
         projected = torch.nn.functional.linear(concat, projection.weight, projection.bias)  # (D,)
-    checks["attention_output"] = _max_diff(projected, captured["attention_output"][0, position])
+    checks["attention_output"] = _relative_diff(projected, captured["attention_output"][0, position])
 
     residual = captured["layer_input"][0, position]          # (D,)
     block_output = _after_attention(anatomy, layer, projected.unsqueeze(0), residual.unsqueeze(0))[0]  # (D,)
-    checks["after_residual_and_norm"] = _max_diff(block_output, captured["block_output"][0, position])
+    checks["after_residual_and_norm"] = _relative_diff(block_output, captured["block_output"][0, position])
 
     token_embeddings = anatomy.word_embeddings.weight[captured["input_ids"]]  # (T, D) rows of the table
     if anatomy.family == "gemma3_text":
-        checks["embedding_scale"] = _max_diff(token_embeddings * anatomy.word_embeddings.embed_scale,
+        checks["embedding_scale"] = _relative_diff(token_embeddings * anatomy.word_embeddings.embed_scale,
                                               captured["layer0_input"][0])
     if anatomy.family in ("gemma3_text", "gpt2"):
         input_norm = anatomy.layers[layer].input_layernorm if anatomy.family == "gemma3_text" else anatomy.layers[layer].ln_1
@@ -549,7 +587,7 @@ def _recompute(anatomy: _Anatomy, captured: dict[str, Any], layer: int, head: in
         else:
             normed = torch.nn.functional.layer_norm(captured["layer_input"][0], input_norm.normalized_shape,
                                                     input_norm.weight, input_norm.bias, input_norm.eps)
-        checks["input_norm"] = _max_diff(normed, x)
+        checks["input_norm"] = _relative_diff(normed, x)
 
     return {
         "token_embeddings": _numpy(token_embeddings),
