@@ -64,7 +64,7 @@ def test_repeated_tokens_stay_distinct_rows():
     fig = plot_head(decoder_result(tokens), layer=0, head=0)
     assert len(set(fig.data[0].y)) == 4 and len(set(fig.data[0].x)) == 4
     assert list(fig.layout.yaxis.ticktext).count("the") == 3
-    assert list(fig.layout.yaxis.categoryarray) == list(fig.data[0].y)
+    assert fig.layout.yaxis.type == "category" and fig.layout.yaxis.autorange == "reversed"
 
 
 def test_encoder_attention_has_no_masked_cells():
