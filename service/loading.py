@@ -166,7 +166,9 @@ def load_hub_model(spec: HubModelSpec, device: str, progress: Progress | None = 
 
 
 def _from_pretrained(loader: Any, source: str, options: dict[str, Any]) -> Any:
-    """from_pretrained from the local cache first; from the Hub only when not offline."""
+    """from_pretrained from a local directory or the local cache first; from the Hub only when not offline."""
+    if Path(source).is_dir():
+        return loader.from_pretrained(source, local_files_only=True, **options)
     try:
         return loader.from_pretrained(source, local_files_only=True, **options)
     except OSError as cached_error:
