@@ -1,0 +1,213 @@
+"""Few-shot tasks on a tiny random Gemma3 with a tiny trained tokenizer: garbage answers, but always valid ones."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from transformers import Gemma3ForCausalLM, Gemma3TextConfig, PreTrainedTokenizerFast
+
+from service import fewshot
+from service.fewshot import (
+    FewShotOutcome,
+    answer_fewshot,
+    classify_fewshot,
+    detect_direction,
+    snap_to_span,
+    translate_fewshot,
+)
+
+EVAL_DIR = Path(__file__).resolve().parent.parent / "eval"
+TRAINING_TEXT = [
+    "Classify each review as positive or negative. Review: Sentiment: Text: Question: Answer:",
+    "Translate English to Chinese. English: Chinese: The weather is nice today.",
+    "今天天气很好，所以我们要去公园。我哥哥在上海的一家医院工作。",
+    "Marie Curie was born in Warsaw in 1867 and later moved to Paris.",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_tokenizer() -> PreTrainedTokenizerFast:
+    """A byte-level BPE trained on a few sentences: covers any text, including Chinese, in a few hundred tokens."""
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<pad>", "<eos>", "<bos>", "<unk>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tokenizer.train_from_iterator(TRAINING_TEXT, trainer=trainer)
+    bos = tokenizer.token_to_id("<bos>")
+    tokenizer.post_processor = processors.TemplateProcessing(single="<bos> $A", special_tokens=[("<bos>", bos)])
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token="<bos>", eos_token="<eos>",
+                                   pad_token="<pad>", unk_token="<unk>")
+
+
+@pytest.fixture(scope="module")
+def tiny_gemma(tiny_tokenizer: PreTrainedTokenizerFast) -> Gemma3ForCausalLM:
+    torch.manual_seed(0)
+    config = Gemma3TextConfig(
+        vocab_size=len(tiny_tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=2, num_key_value_heads=1, head_dim=16, max_position_embeddings=4096,
+        sliding_window=64, pad_token_id=tiny_tokenizer.pad_token_id, bos_token_id=tiny_tokenizer.bos_token_id,
+        eos_token_id=tiny_tokenizer.eos_token_id,
+    )
+    return Gemma3ForCausalLM._from_config(config, attn_implementation="eager").eval()
+
+
+def assert_segments_tile(outcome: FewShotOutcome) -> None:
+    """Segments cover prompt + completion in order, without gaps, and end with the completion as "answer"."""
+    names = [name for name, _, _ in outcome.segments]
+    assert names[0] == "instruction"
+    assert names[-2:] == ["query", "answer"]
+    assert [name for name in names if name.startswith("demonstration")] == [
+        f"demonstration {index}" for index in range(1, len(names) - 2)
+    ]
+    position = 0
+    for _, start, end in outcome.segments:
+        assert start == position and end >= start
+        position = end
+    assert position == len(outcome.prompt + outcome.completion)
+    assert outcome.segments[-1][1] == len(outcome.prompt)
+    assert "\n" not in outcome.completion
+
+
+# --- sentiment ------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text", ["A lovely, warm film.", "这家店的服务太差了。"])
+def test_classify_returns_a_label_with_a_probability(tiny_gemma, tiny_tokenizer, text):
+    outcome = classify_fewshot(tiny_gemma, tiny_tokenizer, text)
+    assert outcome.prediction["label"] in ("positive", "negative")
+    assert 0.5 <= outcome.prediction["score"] <= 1.0
+    assert outcome.completion == " " + outcome.prediction["label"]
+    assert_segments_tile(outcome)
+
+
+def test_classify_prompt_ends_with_the_query_review(tiny_gemma, tiny_tokenizer):
+    outcome = classify_fewshot(tiny_gemma, tiny_tokenizer, "Great\nphone")
+    name, start, end = outcome.segments[-2]
+    assert outcome.prompt[start:end] == "Review: Great phone\nSentiment:"   # newlines in user text are folded
+
+
+def test_classify_is_deterministic(tiny_gemma, tiny_tokenizer):
+    first = classify_fewshot(tiny_gemma, tiny_tokenizer, "Not bad at all.")
+    second = classify_fewshot(tiny_gemma, tiny_tokenizer, "Not bad at all.")
+    assert first == second
+
+
+# --- question answering ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("context, question", [
+    ("The Eiffel Tower was completed in 1889 in Paris.", "When was it completed?"),
+    ("长江是中国最长的河流，最后流入东海。", "长江流入哪里？"),
+    ("x", "?"),
+])
+def test_answer_is_always_the_context_span_at_its_offsets(tiny_gemma, tiny_tokenizer, context, question):
+    outcome = answer_fewshot(tiny_gemma, tiny_tokenizer, context, question)
+    prediction = outcome.prediction
+    assert context[prediction["start"]:prediction["end"]] == prediction["answer"]
+    assert 0.0 <= prediction["score"] <= 1.0
+    assert_segments_tile(outcome)
+    assert context in outcome.prompt and question in outcome.prompt
+
+
+def test_answer_prompt_holds_the_bilingual_demonstrations(tiny_gemma, tiny_tokenizer):
+    outcome = answer_fewshot(tiny_gemma, tiny_tokenizer, "Bob lives in Oslo.", "Where does Bob live?")
+    demonstrations = [outcome.prompt[start:end] for name, start, end in outcome.segments if "demonstration" in name]
+    assert len(demonstrations) == len(fewshot.QA_DEMONSTRATIONS)
+    assert any(any(fewshot._is_cjk(char) for char in text) for text in demonstrations)
+    assert any(text.isascii() for text in demonstrations)
+
+
+# --- translation ----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, direction", [("I like tea.", "en-zh"), ("我喜欢喝茶。", "zh-en")])
+def test_translate_reports_direction_and_one_line(tiny_gemma, tiny_tokenizer, text, direction):
+    outcome = translate_fewshot(tiny_gemma, tiny_tokenizer, text, direction)
+    assert outcome.prediction["direction"] == direction
+    assert outcome.prediction["translation"] == outcome.completion.strip()
+    assert_segments_tile(outcome)
+    source, target = ("English", "Chinese") if direction == "en-zh" else ("Chinese", "English")
+    assert outcome.prompt.endswith(f"{source}: {text}\n{target}:")
+
+
+def test_translate_stops_within_the_token_budget(tiny_gemma, tiny_tokenizer):
+    text = "Good morning."
+    forward_calls = []
+    hook = tiny_gemma.register_forward_hook(lambda module, args, output: forward_calls.append(1))
+    try:
+        translate_fewshot(tiny_gemma, tiny_tokenizer, text, "en-zh")
+    finally:
+        hook.remove()
+    budget = min(2 * len(tiny_tokenizer(text, add_special_tokens=False).input_ids) + 10, 120)
+    assert 1 <= len(forward_calls) <= budget           # one forward per generated token
+
+
+def test_translate_rejects_unknown_direction(tiny_gemma, tiny_tokenizer):
+    with pytest.raises(ValueError, match="en-zh"):
+        translate_fewshot(tiny_gemma, tiny_tokenizer, "hello", "fr-de")
+
+
+@pytest.mark.parametrize("text, direction", [
+    ("Machine learning is changing the world.", "en-zh"),
+    ("机器学习正在改变世界。", "zh-en"),
+    ("我用 Python 写代码。", "zh-en"),
+    ("The word 你好 means hello in Chinese.", "en-zh"),
+    ("12345", "en-zh"),
+])
+def test_detect_direction(text, direction):
+    assert detect_direction(text) == direction
+
+
+# --- span snapping --------------------------------------------------------------------------------------------
+
+def test_snap_finds_exact_answer_ignoring_case_and_edge_punctuation():
+    context = "The Amazon flows into the Atlantic Ocean."
+    start, end = snap_to_span(context, " the atlantic ocean.")
+    assert context[start:end] == "the Atlantic Ocean"
+
+
+def test_snap_maps_a_paraphrase_to_the_overlapping_words():
+    context = "Maria teaches music at a school in Madrid."
+    start, end = snap_to_span(context, "music teacher in Madrid")
+    assert context[start:end] in ("music at a school in Madrid", "in Madrid", "Madrid")
+
+
+def test_snap_works_on_chinese_characters():
+    context = "熊猫主要生活在中国四川的山区，最喜欢吃竹子。"
+    start, end = snap_to_span(context, "竹子呀")
+    assert context[start:end] == "竹子"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(max_size=60), st.text(max_size=20))
+def test_snap_always_returns_a_valid_span(context, answer):
+    start, end = snap_to_span(context, answer)
+    assert 0 <= start <= end <= len(context)
+    if context.strip():
+        assert end > start
+
+
+# --- the evaluation set stays honest ------------------------------------------------------------------------
+
+def test_eval_sentences_are_not_demonstrations():
+    demonstration_texts = {review for review, _ in fewshot.SENTIMENT_DEMONSTRATIONS}
+    demonstration_texts |= {text for pair in fewshot.TRANSLATION_PAIRS for text in pair}
+    demonstration_texts |= {context for context, _, _ in fewshot.QA_DEMONSTRATIONS}
+    for name, key in (("sentiment.jsonl", "text"), ("translation.jsonl", "text"), ("qa.jsonl", "context")):
+        for line in (EVAL_DIR / name).read_text(encoding="utf-8").splitlines():
+            assert json.loads(line)[key] not in demonstration_texts
+
+
+def test_eval_set_sizes_meet_the_brief():
+    def lines(name):
+        return [json.loads(line) for line in (EVAL_DIR / name).read_text(encoding="utf-8").splitlines()]
+    assert len(lines("sentiment.jsonl")) >= 30
+    assert len(lines("qa.jsonl")) >= 16
+    directions = [item["direction"] for item in lines("translation.jsonl")]
+    assert directions.count("en-zh") >= 16 and directions.count("zh-en") >= 16
+    for item in lines("qa.jsonl"):
+        assert all(answer in item["context"] for answer in item["answers"])
