@@ -155,3 +155,35 @@ def test_the_server_still_answers_after_the_fuzzing(server: AppServer) -> None:
     for api_name in ENDPOINTS:
         outcome = _check(server, api_name, list(VALID_CALLS[api_name]))
         assert outcome.kind == "ok", f"{api_name} no longer answers a valid request: {outcome.detail}"
+
+
+# --- regressions: each of these once answered with no message (gradio's "no details") or the catch-all -----------------
+GENERATE_BAD_NUMBERS = [
+    (1, "abc"), (1, None), (1, [1]), (1, "9" * 400), (5, math.nan), (5, math.inf), (5, -math.inf), (5, "7"),
+    (3, None), (4, "0.5"),
+]
+
+
+@pytest.mark.parametrize(("index", "value"), GENERATE_BAD_NUMBERS, ids=[f"{i}-{str(v)[:8]}" for i, v in GENERATE_BAD_NUMBERS])
+def test_generate_settings_of_the_wrong_type_get_a_clear_error(server: AppServer, index: int, value: Any) -> None:
+    """A text, null, list or non-finite value in a sampling setting must be named in a clear message."""
+    arguments = list(VALID_CALLS["/generate"])
+    arguments[index] = value
+    outcome = raw_call(server.port, "/generate", arguments, timeout=60)
+    assert outcome.kind == "clear_error", f"/generate with parameter {index} = {str(value)[:40]!r}: {outcome}"
+
+
+@pytest.mark.parametrize("index", [1, 2, 3])
+def test_explain_indices_too_large_for_a_float_get_a_clear_error(server: AppServer, index: int) -> None:
+    arguments = list(VALID_CALLS["/explain"])
+    arguments[index] = 10**400
+    outcome = raw_call(server.port, "/explain", arguments, timeout=60)
+    assert outcome.kind == "clear_error", f"/explain with parameter {index} = 10**400: {outcome.detail}"
+
+
+def test_validation_refuses_integers_too_large_for_a_float() -> None:
+    from service.errors import InvalidInputError
+    from service.validation import check_number
+
+    with pytest.raises(InvalidInputError):
+        check_number(10**400, "seed", 0, 2**31 - 1, integer=True)

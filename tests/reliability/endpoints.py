@@ -65,7 +65,8 @@ def answer_problem(api_name: str, arguments: tuple[Any, ...], value: Any) -> str
         if not isinstance(prediction.get("text"), str):
             return f"/generate prediction has no text: {prediction}"
     elif api_name == "/answer":
-        context = arguments[0]
+        # A Textbox hands the handler str(payload), so a number sent as the context is answered as its text.
+        context = "" if arguments[0] is None else str(arguments[0])
         answer, start, end = prediction.get("answer"), prediction.get("start"), prediction.get("end")
         if not isinstance(answer, str) or not isinstance(start, int) or not isinstance(end, int):
             return f"/answer prediction lacks answer/start/end: {prediction}"
