@@ -544,10 +544,14 @@ def _recompute(anatomy: _Anatomy, captured: dict[str, Any], layer: int, head: in
         q_all = q_all * cos + _rotate_half(q_all) * sin
         k_all = k_all * cos + _rotate_half(k_all) * sin
 
-    k_shared = k_all.repeat_interleave(group, dim=1)         # (T, H, d): each KV head serves `group` query heads
-    v_shared = v_all.repeat_interleave(group, dim=1)         # (T, H, d)
-    q_position = q_all[position]                             # (H, d)
-    scores = torch.einsum("hd,thd->ht", q_position, k_shared) * attention.scaling  # (H, T)
+    # Scores for every query, in the model's own layout and op order (matmul, then × scale; softmax in float32
+    # for Gemma, in the model's dtype for the others), so bfloat16 models reproduce bit for bit.
+    q_heads = q_all.transpose(0, 1)                                           # (H, T, d)
+    k_heads = k_all.transpose(0, 1).repeat_interleave(group, dim=0)           # (H, T, d): a KV head per `group` heads
+    v_heads = v_all.transpose(0, 1).repeat_interleave(group, dim=0)           # (H, T, d)
+    all_scores = torch.matmul(q_heads.unsqueeze(0), k_heads.unsqueeze(0).transpose(2, 3)) * attention.scaling
+    # all_scores: (batch, head, query_pos, key_pos)
+    scores = all_scores[0, :, position, :]                                    # (H, T): query `position` vs every key
 
     keys = torch.arange(tokens, device=x.device)
     layer_type, window = anatomy.layer_type(layer)
@@ -557,13 +561,16 @@ def _recompute(anatomy: _Anatomy, captured: dict[str, Any], layer: int, head: in
     if window is not None:
         allowed &= keys > position - window
     masked = scores.masked_fill(~allowed, float("-inf"))     # (H, T)
-    rows = torch.softmax(masked.float(), dim=-1).to(x.dtype)  # (H, T)
+    if anatomy.family == "gemma3_text":
+        rows = torch.softmax(masked, dim=-1, dtype=torch.float32).to(x.dtype)  # (H, T)
+    else:
+        rows = torch.softmax(masked, dim=-1)                  # (H, T)
 
     max_abs_diff = _max_diff(rows[head], model_rows[head])
     checks["attention_row"] = max_abs_diff
     checks["all_heads_at_position"] = _max_diff(rows, model_rows)
 
-    head_outputs = torch.einsum("ht,thd->hd", rows, v_shared)  # (H, d)
+    head_outputs = torch.matmul(rows.unsqueeze(1), v_heads)[:, 0]  # (H, 1, T)·(H, T, d) → (H, d)
     concat = head_outputs.reshape(-1)                          # (H·d,)
     projection = anatomy.output_projection(layer)
     if anatomy.family == "gpt2":

@@ -203,3 +203,16 @@ def test_architecture_card_describes_each_family_from_its_config():
     assert gpt2["ffn_size"] == 128 and bert["ffn_size"] == 64 and distil["ffn_size"] == 64
     for card in cards.values():
         assert card["parameters"] > 0 and card["vocab_size"] == 64 and card["hidden_size"] == 32
+
+
+def test_bfloat16_models_reproduce_bit_for_bit(family_model):
+    """The recompute mirrors the model's op order and softmax dtype, so a bfloat16 model (CUDA) still passes."""
+    import copy
+
+    import torch
+
+    family, model, tokenizer = family_model
+    half = copy.deepcopy(model).to(torch.bfloat16)
+    for layer, head, position in ((0, 0, -1), (1, 3, 4)):
+        result = explain_attention(half, tokenizer, SENTENCE, layer, head, position, f"tiny-{family}-bf16")
+        assert result.passed and result.max_abs_diff < 1e-4, (layer, head, position, result.max_abs_diff)
