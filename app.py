@@ -32,6 +32,7 @@ CSS = """
 .atlas-context mark {padding: 0 .15em; border-radius: .2em}
 """
 
+PUBLIC_API = ("generate", "answer", "translate", "classify", "explain")
 TASK_TABS = [("Generate", generation), ("Ask", qa), ("Translate", translation), ("Sentiment", sentiment)]
 
 
@@ -57,7 +58,16 @@ def build_app(service: Any, store: ResultStore | None = None) -> gr.Blocks:
                     explain.build_tab(service)
         # A closed browser tab frees its kept results at once instead of waiting for them to expire.
         demo.unload(_clear_on_unload(store))
+    _keep_api_public_only(demo)
     return demo
+
+
+def _keep_api_public_only(demo: gr.Blocks) -> None:
+    """The public API is the task endpoints plus explain; any other event (example loaders, view switches, ...)
+    becomes private, whichever module built it."""
+    for fn in demo.fns.values():
+        if fn.api_name not in PUBLIC_API:
+            fn.api_visibility = "private"
 
 
 def _clear_on_unload(store: ResultStore) -> Any:

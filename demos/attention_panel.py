@@ -20,8 +20,8 @@ from demos.store import ResultStore
 from service.errors import InvalidInputError
 from service.result import AttentionResult
 
-# bertviz renders every layer and head in the browser (3.3 MB at 64 tokens): offer it for short inputs only.
-BERTVIZ_MAX_TOKENS = 64
+# bertviz draws in the browser; beyond this many attention values in one layer the page freezes (viz's limit).
+BERTVIZ_MAX_VALUES = 150_000
 THEME = "light"
 
 SEGMENT_COLORS = ["#dbeafe", "#fde68a", "#bbf7d0", "#fbcfe8", "#ddd6fe", "#fed7aa", "#a5f3fc", "#e5e7eb"]
@@ -54,7 +54,14 @@ def _has_cross(result: AttentionResult) -> bool:
 
 
 def _short(result: AttentionResult) -> bool:
-    return max(len(result.tokens(side)) for side in _sides(result)) <= BERTVIZ_MAX_TOKENS
+    """Whether one layer of bertviz fits its limit: heads × (S² + T² + T·S) attention values."""
+    values = 0
+    for array in (result.encoder_attention, result.decoder_attention, result.cross_attention):
+        if array is not None:
+            _, heads, queries, keys = array.shape  # (layer, head, query_pos, key_pos)
+            values += heads * queries * keys
+    limit = getattr(importlib.import_module("viz.bertviz_view"), "MAX_BERTVIZ_VALUES", BERTVIZ_MAX_VALUES)
+    return values <= limit
 
 
 VIEWS: list[View] = [
@@ -62,16 +69,18 @@ VIEWS: list[View] = [
     View("head", "Layer: one head", "plot", frozenset({"side", "layer", "head"}), "viz.layer_view", "plot_head"),
     View("mean", "Layer: mean over heads", "plot", frozenset({"side", "layer"}), "viz.layer_view",
          "plot_layer_heads"),
-    View("overview", "Model overview (all layers)", "plot", frozenset({"side"}), "viz.overview",
+    View("overview", "Model overview (all layers × heads)", "plot", frozenset({"side"}), "viz.overview",
          "plot_model_overview"),
-    View("summary", "Head summary", "plot", frozenset({"side", "statistic"}), "viz.head_summary",
-         "plot_head_summary"),
-    View("strip", "Token strip (one query token)", "html", frozenset({"side", "layer", "head", "query"}),
+    View("summary", "Head summary (one number per head)", "plot", frozenset({"side", "statistic"}),
+         "viz.head_stats", "plot_head_summary"),
+    View("strip", "Token strip (what one token looks at)", "html", frozenset({"side", "layer", "head", "query"}),
          "viz.token_strip", "token_strip_html"),
+    View("rollout", "Attention rollout (through this layer)", "plot", frozenset({"side", "layer"}),
+         "viz.head_stats", "plot_rollout"),
     View("cross", "Cross-attention (target × source)", "plot", frozenset({"layer", "head"}), "viz.cross_view",
          "plot_cross_attention", _has_cross),
-    View("bertviz", "bertviz head view (short inputs)", "html", frozenset({"side", "layer"}), "viz.bertviz_view",
-         "bertviz_html", _short),
+    View("bertviz", "bertviz head view (short inputs)", "html", frozenset({"layer"}), "viz.bertviz_view",
+         "bertviz_head_view_html", _short),
 ]
 VIEWS_BY_KEY = {view.key: view for view in VIEWS}
 DEFAULT_VIEW = "heads"
@@ -87,15 +96,12 @@ def _sides(result: AttentionResult) -> list[str]:
 
 
 def _statistics() -> list[tuple[str, str]]:
-    """(label, value) choices for the head summary, from the viz module when it publishes them."""
+    """(label, key) choices for the head summary, from the viz module's STATISTICS."""
     try:
-        module = importlib.import_module("viz.head_summary")
-    except ImportError:
-        return [("entropy", "entropy")]
-    statistics = getattr(module, "STATISTICS", None) or {"entropy": "entropy"}
-    if isinstance(statistics, dict):
-        return [(str(label), str(key)) for key, label in statistics.items()]
-    return [(str(key), str(key)) for key in statistics]
+        statistics = importlib.import_module("viz.head_stats").STATISTICS
+    except (ImportError, AttributeError):
+        return [("Attention entropy", "entropy")]
+    return [(str(getattr(info, "label", key)), str(key)) for key, info in statistics.items()]
 
 
 def available_views(result: AttentionResult) -> list[View]:
@@ -122,13 +128,16 @@ def draw(result: AttentionResult, view_key: str, side: str | None, layer: int, h
     if view.key == "overview":
         return function(result, side, theme=THEME)
     if view.key == "summary":
-        return function(result, side, statistic=statistic, theme=THEME)
+        statistic = statistic if statistic in {key for _, key in _statistics()} else _statistics()[0][1]
+        return function(result, statistic, side, theme=THEME)
     if view.key == "strip":
-        return function(result, layer, head, query, side)
+        return str(function(result, layer, query, head, side, theme=THEME))
+    if view.key == "rollout":
+        return function(result, layer, side, theme=THEME)
     if view.key == "cross":
-        return function(result, layer, theme=THEME)
+        return function(result, layer, head, theme=THEME)
     if view.key == "bertviz":
-        return function(result, layer, side)
+        return str(function(result, layer))
     raise InvalidInputError(f"Unknown view {view_key!r}.")
 
 

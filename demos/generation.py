@@ -73,7 +73,8 @@ def build_tab(service: Any, store: ResultStore | None = None) -> AttentionPanel:
             text = gr.Textbox(label="Continuation", lines=6, interactive=False, elem_id="gen-output")
             result_json = gr.JSON(label="Result (JSON)", elem_id="gen-json")
     inputs = [prompt, max_new_tokens, temperature, top_k, top_p, seed]
-    gr.Examples(GENERATION_EXAMPLES, inputs=inputs, label="Examples (English and Chinese)")
+    gr.Examples(GENERATION_EXAMPLES, inputs=inputs, label="Examples (English and Chinese)",
+                api_visibility="private")
     panel = AttentionPanel(TASK, store, elem_prefix="gen")
 
     def generate(prompt, max_new_tokens, temperature, top_k, top_p, seed, request: gr.Request,

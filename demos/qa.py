@@ -57,7 +57,8 @@ def build_tab(service: Any, store: ResultStore | None = None) -> AttentionPanel:
         with gr.Column(scale=2):
             shown = gr.HTML(label="Answer", elem_id="qa-output")
             result_json = gr.JSON(label="Result (JSON)", elem_id="qa-json")
-    gr.Examples(QA_EXAMPLES, inputs=[context, question], label="Examples (English and Chinese)")
+    gr.Examples(QA_EXAMPLES, inputs=[context, question], label="Examples (English and Chinese)",
+                api_visibility="private")
     panel = AttentionPanel(TASK, store, elem_prefix="qa")
 
     def answer(context, question, request: gr.Request, progress=gr.Progress()):  # noqa: B008

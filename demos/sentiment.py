@@ -48,7 +48,8 @@ def build_tab(service: Any, store: ResultStore | None = None) -> AttentionPanel:
         with gr.Column(scale=2):
             shown = gr.Label(label="Sentiment", num_top_classes=2, elem_id="sent-output")
             result_json = gr.JSON(label="Result (JSON)", elem_id="sent-json")
-    gr.Examples(SENTIMENT_EXAMPLES, inputs=[text], label="Examples (English and Chinese)")
+    gr.Examples(SENTIMENT_EXAMPLES, inputs=[text], label="Examples (English and Chinese)",
+                api_visibility="private")
     panel = AttentionPanel(TASK, store, elem_prefix="sent")
 
     def classify(text, request: gr.Request, progress=gr.Progress()):  # noqa: B008

@@ -41,7 +41,8 @@ def build_tab(service: Any, store: ResultStore | None = None) -> AttentionPanel:
         with gr.Column(scale=2):
             shown = gr.Textbox(label="Translation", lines=3, interactive=False, elem_id="tr-output")
             result_json = gr.JSON(label="Result (JSON)", elem_id="tr-json")
-    gr.Examples(TRANSLATION_EXAMPLES, inputs=[text, direction], label="Examples (English and Chinese)")
+    gr.Examples(TRANSLATION_EXAMPLES, inputs=[text, direction], label="Examples (English and Chinese)",
+                api_visibility="private")
     panel = AttentionPanel(TASK, store, elem_prefix="tr")
 
     def translate(text, direction, request: gr.Request, progress=gr.Progress()):  # noqa: B008
