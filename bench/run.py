@@ -383,7 +383,7 @@ def run_benchmark(settings: Settings, log: Callable[[str], None] | None = None) 
 
     from service import ModelService
 
-    log = log or (lambda message: print(f"[bench] {message}", file=sys.stderr, flush=True))
+    log = log or _stderr_log()
     facts: dict[str, Any] = {}
     log(f"starting the app: profile {settings.profile}, device {settings.device}")
     with AppProcess(settings.profile, settings.device) as app:
@@ -435,6 +435,15 @@ def run_benchmark(settings: Settings, log: Callable[[str], None] | None = None) 
     ))
     facts["mixed_seconds"] = mixed_seconds
     return rows, facts
+
+
+def _stderr_log() -> Callable[[str], None]:
+    started = time.perf_counter()
+
+    def log(message: str) -> None:
+        print(f"[bench {time.perf_counter() - started:6.1f} s] {message}", file=sys.stderr, flush=True)
+
+    return log
 
 
 def describe_run(settings: Settings) -> list[str]:
@@ -536,6 +545,12 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     arguments = parse_args(argv)
     settings = settings_from(arguments)
+    if settings.quick:
+        # A smoke run on tiny models: one thread each keeps it fast on a busy machine (the app inherits this).
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+        import torch
+
+        torch.set_num_threads(1)
     started = time.perf_counter()
     rows, _ = run_benchmark(settings)
     document = render_document(settings, rows)
