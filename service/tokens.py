@@ -17,6 +17,7 @@ Bytes that never complete a character are shown as "<0xE6>".
 from __future__ import annotations
 
 import json
+import weakref
 import re
 import unicodedata
 from functools import lru_cache
@@ -47,18 +48,41 @@ def _byte_decoder() -> dict[str, int]:
 
 
 def tokenizer_kind(tokenizer: Any) -> TokenizerKind:
-    """How the tokenizer marks spaces and bytes in its vocabulary."""
+    """How the tokenizer marks spaces and bytes in its vocabulary (remembered per tokenizer: Gemma's is 33 MB)."""
+    try:
+        return _KIND_CACHE[tokenizer]
+    except (KeyError, TypeError):
+        pass
+    kind = _tokenizer_kind_uncached(tokenizer)
+    try:
+        _KIND_CACHE[tokenizer] = kind
+    except TypeError:  # not weak-referenceable: recompute next time
+        pass
+    return kind
+
+
+_KIND_CACHE: "weakref.WeakKeyDictionary[Any, TokenizerKind]" = weakref.WeakKeyDictionary()
+
+
+def _component_state(component: Any) -> str:
+    """The JSON description of one tokenizers component (decoder, pre-tokenizer), without serialising the vocabulary."""
+    if component is None:
+        return "null"
+    state = component.__getstate__()
+    return state.decode("utf-8") if isinstance(state, bytes) else json.dumps(state)
+
+
+def _tokenizer_kind_uncached(tokenizer: Any) -> TokenizerKind:
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is not None:
-        spec = json.loads(backend.to_str())
-        described = json.dumps(spec.get("decoder")) + json.dumps(spec.get("pre_tokenizer"))
+        described = _component_state(backend.decoder) + _component_state(backend.pre_tokenizer)
         if '"ByteLevel"' in described:
             return "byte-level"
         if '"WordPiece"' in described:
             return "wordpiece"
-        if '"Metaspace"' in described or "\u2581" in described or '"ByteFallback"' in described:
+        if '"Metaspace"' in described or "\u2581" in described or "▁" in described or '"ByteFallback"' in described:
             return "sentencepiece"
-        if spec.get("model", {}).get("type") == "WordPiece":
+        if type(backend.model).__name__ == "WordPiece":
             return "wordpiece"
         return "plain"
     if hasattr(tokenizer, "byte_decoder"):
