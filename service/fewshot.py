@@ -26,6 +26,8 @@ Direction = str  # "en-zh" | "zh-en"
 SENTIMENT_LABELS = ("positive", "negative")
 CONTENT_FREE_INPUTS = ("N/A",)             # contextual calibration probe(s), averaged
 MAX_NEW_TOKENS_CAP = 120
+QA_MAX_ANSWER_TOKENS = 40
+SPAN_CANDIDATES_PER_STEP = 64               # constrained QA decoding looks this far down the ranking each step
 
 
 @dataclass
@@ -111,8 +113,11 @@ def answer_fewshot(model: Any, tokenizer: Any, context: str, question: str) -> F
     builder.add("query", _qa_block(context, question, None))
     prompt = builder.text
 
-    completion, token_logprobs = _generate_line(model, tokenizer, prompt, _token_count(tokenizer, question) + 20)
+    limit = min(_token_count(tokenizer, context) + 1, QA_MAX_ANSWER_TOKENS)
+    only_spans = _ContextSpanConstraint(tokenizer, _one_line(context), len(tokenizer(prompt).input_ids))
+    completion, token_logprobs = _generate_line(model, tokenizer, prompt, limit, only_spans)
     start, end = snap_to_span(context, completion)
+    start, end = trim_restated_question(context, question, start, end)
     score = math.exp(sum(token_logprobs) / len(token_logprobs)) if token_logprobs else 0.0
     prediction = {"answer": context[start:end], "start": start, "end": end, "score": float(score)}
     return builder.finish(completion, prediction)
@@ -212,9 +217,14 @@ def _next_label_logprobs(model: Any, tokenizer: Any, prompt: str, labels: tuple[
         return torch.stack(scores)
 
 
-def _generate_line(model: Any, tokenizer: Any, prompt: str, max_new_tokens: int) -> tuple[str, list[float]]:
-    """Greedy continuation of `prompt` up to the first newline (excluded) or EOS; also each kept token's log-prob."""
-    from transformers import GenerationConfig, StoppingCriteriaList
+def _generate_line(
+    model: Any, tokenizer: Any, prompt: str, max_new_tokens: int, constraint: Any = None
+) -> tuple[str, list[float]]:
+    """Greedy continuation of `prompt` up to the first newline (excluded) or EOS; also each kept token's log-prob.
+
+    `constraint`, when given, is a transformers LogitsProcessor that masks tokens (e.g. _ContextSpanConstraint).
+    """
+    from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
 
     input_ids = _encode(tokenizer, prompt, model.device)                              # (1, prompt_tokens)
     prompt_length = input_ids.shape[1]
@@ -230,6 +240,7 @@ def _generate_line(model: Any, tokenizer: Any, prompt: str, max_new_tokens: int)
             input_ids=input_ids, attention_mask=torch.ones_like(input_ids), generation_config=config,
             stopping_criteria=StoppingCriteriaList([_StopAtNewline(tokenizer, prompt_length)]),
             output_logits=True, return_dict_in_generate=True,
+            logits_processor=LogitsProcessorList([constraint] if constraint is not None else []),
         )
     generated = output.sequences[0, prompt_length:].tolist()                           # (new_tokens,)
     logprobs = [
@@ -246,6 +257,43 @@ def _generate_line(model: Any, tokenizer: Any, prompt: str, max_new_tokens: int)
         text = text[: text.index("\n")]
         kept = kept[:-1]
     return text.rstrip(), logprobs[: len(kept)]
+
+
+class _ContextSpanConstraint:
+    """Logits processor: the answer so far must stay a (case-insensitive) substring of the context.
+
+    Each step keeps, among the SPAN_CANDIDATES_PER_STEP most likely tokens, those that extend the answer to another
+    substring of the context, plus a newline/EOS once the answer is non-empty; every other token is masked.
+    Raw logits stay available (output_logits) for scoring. Greedy decoding then picks the best allowed token.
+    """
+
+    def __init__(self, tokenizer: Any, context: str, prompt_length: int) -> None:
+        self.tokenizer = tokenizer
+        self.context = context.lower()
+        self.prompt_length = prompt_length
+        self.stop_ids = {i for i in (tokenizer.eos_token_id,) if i is not None}
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        generated = input_ids[0, self.prompt_length:].tolist()                           # (new_tokens,)
+        answer_so_far = self.tokenizer.decode(generated, skip_special_tokens=True).lstrip()
+        top = torch.topk(scores[0], k=min(SPAN_CANDIDATES_PER_STEP, scores.shape[-1])).indices.tolist()
+        allowed = []
+        for token in top:
+            if token in self.stop_ids:
+                if answer_so_far:
+                    allowed.append(token)
+                continue
+            text = self.tokenizer.decode(generated + [token], skip_special_tokens=True).lstrip()
+            line, newline, _ = text.partition("\n")
+            if newline and answer_so_far and line.rstrip().lower() == answer_so_far.rstrip().lower():
+                allowed.append(token)                                                  # a clean stop
+            elif not newline and line and line.lower() in self.context:
+                allowed.append(token)
+        if not allowed:                                       # nothing in reach extends a span: end the answer
+            allowed = [token for token in top if token in self.stop_ids] or top[:1]
+        mask = torch.full_like(scores, float("-inf"))                                  # (1, vocab)
+        mask[0, allowed] = 0.0
+        return scores + mask
 
 
 class _StopAtNewline:
@@ -310,6 +358,22 @@ def snap_to_span(context: str, answer: str) -> tuple[int, int]:
     _, i, j = best
     start, end = units[i][0], units[j][1]
     return start, end
+
+
+def trim_restated_question(context: str, question: str, start: int, end: int) -> tuple[int, int]:
+    """Drop leading words (CJK: characters) of the span that merely repeat the question, keeping at least one.
+
+    "熊猫最喜欢吃什么？" answered "喜欢吃竹子" becomes "竹子": the known weak spot of restating the question.
+    """
+    question_units = {_normalise(match.group()) for match in _WORD.finditer(question)}
+    units = [match for match in _WORD.finditer(context, start, end)]
+    units = [match for match in units if _normalise(match.group()) not in _EDGE_PUNCTUATION]
+    kept = 0
+    while kept < len(units) - 1 and _normalise(units[kept].group()) in question_units:
+        kept += 1
+    if kept == 0:
+        return start, end
+    return units[kept].start(), end
 
 
 def _normalise(unit: str) -> str:
