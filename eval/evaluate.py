@@ -85,6 +85,8 @@ def api_runner(url: str) -> Runner:
     def call(api_name: str) -> Callable[..., dict[str, Any]]:
         def predict(*args: Any) -> dict[str, Any]:
             result = client.predict(*args, api_name=api_name)
+            if isinstance(result, (list, tuple)):      # the app's endpoints return (result JSON, display value)
+                result = result[0]
             if isinstance(result, str):
                 result = json.loads(result)
             # The endpoints return the prediction dict; accept a whole AttentionResult JSON too.

@@ -289,6 +289,8 @@ class _ContextSpanConstraint:
                 allowed.append(token)                                                  # a clean stop
             elif not newline and line and line.lower() in self.context:
                 allowed.append(token)
+            elif not newline and not line and not generated:
+                allowed.append(token)                         # a bare leading space ("▁") before the answer
         if not allowed:                                       # nothing in reach extends a span: end the answer
             allowed = [token for token in top if token in self.stop_ids] or top[:1]
         mask = torch.full_like(scores, float("-inf"))                                  # (1, vocab)

@@ -211,3 +211,29 @@ def test_eval_set_sizes_meet_the_brief():
     assert directions.count("en-zh") >= 16 and directions.count("zh-en") >= 16
     for item in lines("qa.jsonl"):
         assert all(answer in item["context"] for answer in item["answers"])
+
+
+# --- known weak spot: answers that restate the question -----------------------------------------------------
+
+def test_trim_drops_leading_characters_repeated_from_a_chinese_question():
+    context = "熊猫主要生活在中国四川的山区，最喜欢吃竹子。"
+    start = context.index("喜欢吃竹子")
+    trimmed = fewshot.trim_restated_question(context, "熊猫最喜欢吃什么？", start, start + 5)
+    assert context[trimmed[0]:trimmed[1]] == "竹子"
+
+
+def test_trim_keeps_an_answer_made_only_of_question_words():
+    context = "Paris is in France."
+    assert fewshot.trim_restated_question(context, "Is Paris in France?", 0, 5) == (0, 5)
+
+
+def test_span_constraint_masks_tokens_that_leave_the_context(tiny_tokenizer):
+    context = "Marie Curie was born in Warsaw"
+    prompt_ids = tiny_tokenizer("Answer:").input_ids
+    constraint = fewshot._ContextSpanConstraint(tiny_tokenizer, context, len(prompt_ids))
+    scores = torch.zeros(1, len(tiny_tokenizer))                                    # (batch, vocab): all tied
+    masked = constraint(torch.tensor([prompt_ids]), scores)
+    allowed = torch.isfinite(masked[0]).nonzero().flatten().tolist()
+    assert allowed
+    for token in allowed:
+        assert tiny_tokenizer.decode([token]).strip().lower() in context.lower()
