@@ -24,9 +24,11 @@ from reliability.report import record_figures  # noqa: E402
 from reliability.server import AppServer  # noqa: E402
 
 TOTAL_REQUESTS = 1000
-WARM_UP_REQUESTS = 150
+# Warm-up lasts until the result store is full (64 kept results: 64 sessions) and every model and view was used once;
+# growth before that is the store filling up to its bound, growth after it would be a leak.
+WARM_UP_REQUESTS = 400
 MAX_GROWTH_BYTES = 50 * 1024 * 1024
-REQUESTS_PER_SESSION = 8      # a new browser session every few requests: >64 sessions, more than the store keeps
+REQUESTS_PER_SESSION = 5      # a new browser session every few requests: >64 sessions, more than the store keeps
 VIEW_KEYS = ["heads", "head", "mean", "overview", "summary", "strip", "cross", "bertviz"]
 SHORT_TEXTS = ["Hi", "Good film.", "猫", "The cat sat on the mat.", "مرحبا"]
 LONG_TEXT = ("Attention lets every token look at every earlier token and weigh what it sees. " * 30)[:1900]
@@ -52,6 +54,14 @@ def _choices_from_refresh(value: Any) -> list[str]:
         return [str(choice[1]) for choice in update["choices"]]
     except (TypeError, KeyError, IndexError):
         return ["heads"]
+
+
+def _ranges_from_refresh(value: Any) -> tuple[int, int, int]:
+    """The layer and head sliders' maxima and the last query token after a run (refresh outputs 5, 6 and 8)."""
+    try:
+        return int(value[5]["maximum"]), int(value[6]["maximum"]), len(value[8]["choices"]) - 1
+    except (TypeError, KeyError, IndexError, ValueError):
+        return 0, 0, 0
 
 
 class SoakDriver:
@@ -83,16 +93,17 @@ class SoakDriver:
         refresh = session.run(self.refresh_of[prefix], controls, timeout=60)
         outcomes.append(refresh)
         views = _choices_from_refresh(refresh.value) if refresh.kind == "ok" else ["heads"]
+        layers, heads, last_query = _ranges_from_refresh(refresh.value)
         for _ in range(REQUESTS_PER_SESSION - 2):
             control = rng.choice(["layer", "head", "view", "query"])
             if control == "view":
                 controls[0] = rng.choice(views)
             elif control == "layer":
-                controls[2] = rng.randint(0, 3)
+                controls[2] = rng.randint(0, layers)   # the slider's maximum after the refresh
             elif control == "head":
-                controls[3] = rng.randint(0, 3)
+                controls[3] = rng.randint(0, heads)
             else:
-                controls[5] = rng.randint(0, 40)
+                controls[5] = rng.randint(0, last_query)
             outcomes.append(session.run(self.layout.event_of(f"{prefix}-{control}"), list(controls), timeout=60))
         for outcome in outcomes:
             outcome.detail = f"{prefix}: {outcome.detail}"
