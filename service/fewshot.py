@@ -363,7 +363,7 @@ def snap_to_span(context: str, answer: str) -> tuple[int, int]:
 
 
 def trim_restated_question(context: str, question: str, start: int, end: int) -> tuple[int, int]:
-    """Drop leading words (CJK: characters) of the span that merely repeat the question, keeping at least one.
+    """Drop leading words (CJK: characters) of the span that merely repeat the question, if something else remains.
 
     "熊猫最喜欢吃什么？" answered "喜欢吃竹子" becomes "竹子": the known weak spot of restating the question.
     """
@@ -371,9 +371,9 @@ def trim_restated_question(context: str, question: str, start: int, end: int) ->
     units = [match for match in _WORD.finditer(context, start, end)]
     units = [match for match in units if _normalise(match.group()) not in _EDGE_PUNCTUATION]
     kept = 0
-    while kept < len(units) - 1 and _normalise(units[kept].group()) in question_units:
+    while kept < len(units) and _normalise(units[kept].group()) in question_units:
         kept += 1
-    if kept == 0:
+    if kept == 0 or kept == len(units):            # nothing restated, or only restated words: leave it whole
         return start, end
     return units[kept].start(), end
 
