@@ -110,6 +110,7 @@ class SoakDriver:
         return outcomes
 
 
+@pytest.mark.slow
 def test_a_thousand_mixed_requests_serve_everything_in_bounded_memory(server: AppServer) -> None:
     driver = SoakDriver(server)
     started = time.monotonic()
