@@ -116,6 +116,14 @@ def generated_count(result: AttentionResult) -> int:
     return 1 if result.task in ("qa", "translation") else 0  # an empty few-shot answer still took one step
 
 
+def new_sequence_tokens(result: AttentionResult) -> int:
+    """Tokens after the prompt in a decoder result's sequence (the generated text, without a final stop token)."""
+    for segment in result.segments:
+        if segment.side == "decoder" and segment.name in GENERATED_SEGMENTS:
+            return segment.end - segment.start
+    return 0
+
+
 def bare_call(bare: BareModel, result: AttentionResult, task: str, inputs: dict[str, str]) -> Callable[[], Any]:
     """A function redoing the model work behind `result` with plain transformers.
 

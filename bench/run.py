@@ -23,6 +23,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from bench.app_process import AppProcess
 from bench.bare import BareModel, bare_call, bare_model, generated_count, model_key_for
 from bench.stats import Sample, interleave, paired, repeat, time_call
@@ -147,8 +149,12 @@ def measure_api_rows(ctx: Context) -> list[Row]:
         api_function = lambda task=task, inputs=inputs: api_call(ctx.client, task, inputs, settings.new_tokens)  # noqa: E731
         service_function = lambda task=task, inputs=inputs: service_call(ctx.service, task, inputs,  # noqa: E731
                                                                           settings.new_tokens)
-        bare_sample, api_sample, service_sample = interleave(
-            [bare_function, api_function, service_function], settings.repetitions, settings.warmup)
+        functions = [bare_function, api_function, service_function]
+        prototype = prototype_call(bare, result)
+        if prototype is not None:
+            functions.append(prototype)
+        samples = interleave(functions, settings.repetitions, settings.warmup)
+        bare_sample, api_sample, service_sample = samples[:3]
         ratio = api_sample.median / bare_sample.median
         new_tokens = generated_count(result)
         work = f"generate {new_tokens} tokens" if new_tokens else "one forward"
@@ -159,11 +165,45 @@ def measure_api_rows(ctx: Context) -> list[Row]:
             f"{format_value(max(api_sample.median - service_sample.median, 0.0), 's')}.",
         ]
         notes += _api_diagnosis(ctx, task, result, ratio, bare_sample, service_sample)
+        if prototype is not None and (ratio > API_TARGET.limit or settings.quick):
+            notes.append(_prototype_note(bare, result, samples[3], bare_sample))
         rows.append(Row(
             f"API end-to-end: {task}", format_sample(bare_sample), format_sample(api_sample), ratio, "x",
             API_TARGET, notes, target_applies=ctx.targets_apply,
         ))
     return rows
+
+
+def prototype_call(bare: BareModel, result: Any) -> Callable[[], Any] | None:
+    """The prefill-as-capture alternative (bench/prefill_capture.py) for decoder results that generated text."""
+    from bench.bare import new_sequence_tokens
+    from bench.prefill_capture import prefill_capture
+
+    rows = new_sequence_tokens(result)
+    if result.architecture != "decoder" or result.prompt is None or rows == 0 or generated_count(result) == 0:
+        return None  # encoders, and the few-shot classifier (it scores labels, it generates nothing)
+    return lambda: prefill_capture(bare, result.prompt, rows)
+
+
+def _prototype_note(bare: BareModel, result: Any, prototype_sample: Sample, bare_sample: Sample) -> str:
+    """What the prefill-as-capture design measured on the same input, and whether its attention matches."""
+    from bench.bare import new_sequence_tokens
+    from bench.prefill_capture import prefill_capture
+
+    from service.limits import DEFAULT_MAX_ATTENTION_TOKENS
+
+    _, attention = prefill_capture(bare, result.prompt, new_sequence_tokens(result))
+    kept = result.self_attention()                           # (layer, head, query_pos, key_pos), last N positions
+    prompt_tokens = len(bare.encode(result.prompt)["input_ids"][0])
+    if kept.shape[-1] < prompt_tokens + new_sequence_tokens(result):
+        match = "attention not compared (the service kept only the last positions)"
+    else:
+        prompt_block = np.s_[:, :, :prompt_tokens, :prompt_tokens]  # (layer, head, prompt query, prompt key)
+        difference = float(np.abs(attention[prompt_block] - kept[prompt_block]).max())
+        match = f"prompt attention differs from the service's by at most {difference:.1e}"
+    return (f"Fix measured here (bench/prefill_capture.py: the prefill is the capture pass, each decoding step "
+            f"returns its attention row): {format_value(prototype_sample.median, 's')} = "
+            f"{prototype_sample.median / bare_sample.median:.2f}× bare, {match}.")
 
 
 def _input_tokens(bare: BareModel, result: Any, task: str, inputs: dict[str, str]) -> int:
@@ -256,10 +296,16 @@ def measure_switch_rows(ctx: Context) -> tuple[list[Row], list[Row]]:
         head_switch = bench.measure(result, "head", settings.switches, vary="head")
         shape = "×".join(str(size) for size in result.self_attention().shape[:2])
         at_target = tokens == TARGET_TOKENS
-        notes = [f"{layer_switch.tokens} tokens, {shape} layers×heads, default view (every head of one layer). "
-                 f"Head switch in the one-head view: {format_value(head_switch.seconds.median, 's')}."]
+        notes = [f"{layer_switch.tokens} tokens, {shape} layers×heads, default view (every head of one layer): "
+                 f"handler {format_value(layer_switch.redraw_seconds.median, 's')} + figure JSON "
+                 f"{format_value(layer_switch.serialise_seconds.median, 's')}. Head switch in the one-head view: "
+                 f"{format_value(head_switch.seconds.median, 's')}."]
         if at_target and layer_switch.seconds.median > SWITCH_TARGET.limit and ctx.targets_apply:
-            notes.append("Why: see the breakdown in docs/performance.md (figure build vs JSON serialisation).")
+            notes.append(
+                "Why: the handler builds a new plotly Figure per switch (plotly validates every property) and "
+                "viz fits it to the byte budget by building candidates; fix in viz: build the figure dict "
+                "directly (plotly.io.to_json on a dict skips validation) and size the pooling from the "
+                "arithmetic of bytes per cell instead of trial builds.")
         switch_rows.append(Row(
             f"View switch (layer) at {tokens} tokens", "— (no model call)", format_sample(layer_switch.seconds),
             layer_switch.seconds.median, "s", SWITCH_TARGET if at_target else None, notes,
@@ -328,6 +374,20 @@ def mixed_requests(ctx: Context, count: int) -> float:
         api_name, arguments = calls[index % len(calls)]
         ctx.client.predict(*arguments, api_name=api_name)
     return time.perf_counter() - started
+
+
+def import_seconds() -> dict[str, float]:
+    """Seconds to import gradio, then the app module (demos, service, viz), in a fresh interpreter."""
+    import json
+    import subprocess
+
+    script = ("import json, time; t = time.perf_counter(); import gradio; g = time.perf_counter(); import app; "
+              "print(json.dumps({'gradio': g - t, 'app': time.perf_counter() - g}))")
+    completed = subprocess.run([sys.executable, "-c", script], cwd=REPOSITORY, capture_output=True, text=True,
+                               timeout=300, env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"})
+    if completed.returncode != 0:
+        raise RuntimeError(f"importing the app failed:\n{completed.stderr[-2000:]}")
+    return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
 def measure_cold_loads(settings: Settings, log: Callable[[str], None]) -> list[Row]:
@@ -416,9 +476,14 @@ def run_benchmark(settings: Settings, log: Callable[[str], None] | None = None) 
             page_up.add(again.start())
 
     first_text = ", ".join(f"{task} {format_value(seconds, 's')}" for task, seconds in first_requests.items())
+    page_notes = [f"From `python app.py` to HTTP 200 on /; models load on first use. First requests after "
+                  f"that: {first_text}."]
+    if not settings.quick:
+        imports = import_seconds()
+        page_notes.append(f"Of the start, imports in a fresh interpreter: gradio {format_value(imports['gradio'], 's')},"
+                          f" the app's own modules {format_value(imports['app'], 's')}.")
     rows.append(Row("Cold start: page answers", "—", format_sample(page_up), page_up.median, "s", PAGE_UP_TARGET,
-                    [f"From `python app.py` to HTTP 200 on /; models load on first use. First requests after "
-                     f"that: {first_text}."], target_applies=ctx.targets_apply))
+                    page_notes, target_applies=ctx.targets_apply))
     rows += measure_cold_loads(settings, log)
     rows.append(Row(
         "Peak RSS after loading the model(s)", "—", format_value(loaded_memory["peak_rss"], "B"),

@@ -24,6 +24,8 @@ class SwitchMeasurement:
 
     tokens: int
     seconds: Sample               # redraw + figure serialisation
+    redraw_seconds: Sample        # the app's handler: read the kept result, build the figure
+    serialise_seconds: Sample     # gr.Plot.postprocess: fig.to_json()
     figure_bytes: Sample          # the plot JSON Gradio sends (fig.to_json())
     update_bytes: Sample          # every output of the update, figure included
 
@@ -50,26 +52,28 @@ class SwitchBench:
         layers, heads = result.self_attention().shape[:2]  # (layer, head, query_pos, key_pos)
         query = len(result.tokens()) - 1
         self._switch(view, side, 0, 0, query)  # warm-up: imports, caches
-        seconds, figure_bytes, update_bytes = Sample(), Sample(), Sample()
+        measurement = SwitchMeasurement(len(result.tokens()), Sample(), Sample(), Sample(), Sample(), Sample())
         for index in range(1, switches + 1):
             layer = index % layers if vary == "layer" else layers // 2
             head = index % heads if vary == "head" else 0
-            elapsed, (figure, update) = time_call(lambda: self._switch(view, side, layer, head, query))
-            seconds.add(elapsed)
-            figure_bytes.add(figure)
-            update_bytes.add(update)
-        return SwitchMeasurement(len(result.tokens()), seconds, figure_bytes, update_bytes)
+            redraw, serialise, figure, update = self._switch(view, side, layer, head, query)
+            measurement.seconds.add(redraw + serialise)
+            measurement.redraw_seconds.add(redraw)
+            measurement.serialise_seconds.add(serialise)
+            measurement.figure_bytes.add(figure)
+            measurement.update_bytes.add(update)
+        return measurement
 
-    def _switch(self, view: str, side: str, layer: int, head: int, query: int) -> tuple[int, int]:
-        """One redraw as the server runs it; returns (figure JSON bytes, whole update JSON bytes)."""
-        outputs = self.panel.redraw(view, side, layer, head, None, query, self.request)
+    def _switch(self, view: str, side: str, layer: int, head: int, query: int) -> tuple[float, float, int, int]:
+        """One redraw as the server runs it: (redraw seconds, serialise seconds, figure JSON bytes, update bytes)."""
+        redraw, outputs = time_call(lambda: self.panel.redraw(view, side, layer, head, None, query, self.request))
         plot_update = outputs[5]
         figure = plot_update.get("value") if isinstance(plot_update, dict) else None
         if figure is None:
             raise RuntimeError(f"the {view!r} view drew no figure: {outputs[-1]!r}")
-        plot_data = self.panel.plot.postprocess(figure)          # what Gradio sends: {"type", "plot": fig JSON}
+        serialise, plot_data = time_call(lambda: self.panel.plot.postprocess(figure))  # {"type", "plot": fig JSON}
         sent = [plot_data.model_dump() if item is plot_update else _jsonable(item) for item in outputs]
-        return len(plot_data.plot.encode()), len(json.dumps(sent, default=str).encode())
+        return redraw, serialise, len(plot_data.plot.encode()), len(json.dumps(sent, default=str).encode())
 
 
 def _jsonable(item: Any) -> Any:
