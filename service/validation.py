@@ -23,6 +23,15 @@ def check_text(value: Any, field: str = "text", max_chars: int = limits.MAX_INPU
     return value
 
 
+def _short(value: Any, limit: int = 40) -> str:
+    """A repr for error messages that stays short (a 1 MB string or a 5,000-digit int must not be echoed back)."""
+    try:
+        text = repr(value)
+    except ValueError:  # int too large to print
+        return "a number too large"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def check_number(
     value: Any,
     field: str,
@@ -35,18 +44,21 @@ def check_number(
     """Return `value` as a float (or int) inside [low, high] (or (low, high] with `low_open`)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         kind = "a whole number" if integer else "a number"
-        raise InvalidInputError(f"{field} must be {kind}, not {value!r}.")
-    number = float(value)
+        raise InvalidInputError(f"{field} must be {kind}, not {_short(value)}.")
+    opening = "(" if low_open else "["
+    low_text = f"{low:g}" if not integer else str(int(low))
+    high_text = f"{high:g}" if not integer else str(int(high))
+    try:
+        number = float(value)
+    except OverflowError:  # an int too large for a float
+        raise InvalidInputError(f"{field} must be in {opening}{low_text}, {high_text}], got a number too large.") from None
     if math.isnan(number) or math.isinf(number):
-        raise InvalidInputError(f"{field} must be a finite number, not {value!r}.")
+        raise InvalidInputError(f"{field} must be a finite number, not {_short(value)}.")
     if integer and not number.is_integer():
-        raise InvalidInputError(f"{field} must be a whole number, not {value!r}.")
+        raise InvalidInputError(f"{field} must be a whole number, not {_short(value)}.")
     too_low = number <= low if low_open else number < low
     if too_low or number > high:
-        opening = "(" if low_open else "["
-        low_text = f"{low:g}" if not integer else str(int(low))
-        high_text = f"{high:g}" if not integer else str(int(high))
-        raise InvalidInputError(f"{field} must be in {opening}{low_text}, {high_text}], got {value!r}.")
+        raise InvalidInputError(f"{field} must be in {opening}{low_text}, {high_text}], got {_short(value)}.")
     return int(number) if integer else number
 
 
@@ -66,7 +78,7 @@ def check_sampling(
 def check_choice(value: Any, field: str, choices: tuple[str, ...]) -> str:
     """Return `value` if it is one of `choices`, else raise UnsupportedError listing them."""
     if not isinstance(value, str) or value not in choices:
-        raise UnsupportedError(f"Unsupported {field} {value!r}; choose one of: {', '.join(choices)}.")
+        raise UnsupportedError(f"Unsupported {field} {_short(value)}; choose one of: {', '.join(choices)}.")
     return value
 
 
