@@ -111,6 +111,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=None,
                         help="port (default GRADIO_SERVER_PORT, else the first free port from 7860)")
     parser.add_argument("--device", choices=limits.DEVICES, default="cpu", help="where the models run")
+    parser.add_argument("--hub-config", default=None, metavar="TOML",
+                        help="hub profile: a TOML file overriding service/hub_models.toml (also $ATLAS_HUB_CONFIG)")
     parser.add_argument("--share", action="store_true", help="also open a public gradio.live link (off by default)")
     args = parser.parse_args(argv)
     if args.port is not None and not 0 < args.port < 65536:
@@ -123,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     from service import ModelService  # the models load lazily: the page is served before any of them
 
-    service = ModelService(profile=args.profile, device=args.device)
+    service = ModelService(profile=args.profile, device=args.device, hub_config=args.hub_config)
     demo = configure_queue(build_app(service))
     print(f"Attention Atlas: profile {args.profile}, device {args.device}", file=sys.stderr, flush=True)
     demo.launch(**launch_options(args))

@@ -223,7 +223,7 @@ class AttentionPanel:
                                       elem_id=f"{prefix}-head")
                 self.query = gr.Dropdown([("0", 0)], value=0, label="Query token", visible=False, interactive=True,
                                          elem_id=f"{prefix}-query")
-            self.plot = gr.Plot(label="Attention", elem_id=f"{prefix}-plot")
+            self.plot = gr.Plot(label="Attention", show_label=False, elem_id=f"{prefix}-plot")
             self.html = gr.HTML(visible=False, elem_id=f"{prefix}-html")
         self.controls = [self.view, self.side, self.layer, self.head, self.statistic, self.query]
         self.drawn = [self.plot, self.html]
