@@ -122,7 +122,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("attention_atlas").setLevel(logging.INFO)
     from service import ModelService  # the models load lazily: the page is served before any of them
 
     service = ModelService(profile=args.profile, device=args.device, hub_config=args.hub_config)

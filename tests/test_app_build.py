@@ -146,3 +146,14 @@ def test_fewshot_prompt_is_shown_with_its_segments() -> None:
     assert "中国的首都是哪里" in prompt  # the user's question is inside the prompt actually sent
     for segment in {segment.name for segment in result.segments}:
         assert segment in prompt
+
+
+def test_ci_runs_make_test_and_make_test_runs_every_test() -> None:
+    ci = REPO_ROOT / ".ci" / "run"
+    assert ci.stat().st_mode & 0o111, ".ci/run must be executable"
+    assert ci.read_text().startswith("#!/usr/bin/env bash") and "make test" in ci.read_text()
+    dry_run = subprocess.run(["make", "-n", "-B", "test"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    pytest_lines = [line for line in dry_run.stdout.splitlines() if "-m pytest" in line]
+    assert pytest_lines and all(" -m " not in line.split("-m pytest", 1)[1] for line in pytest_lines)
+    assert "HF_HUB_OFFLINE=1" in pytest_lines[0]
+    assert "apt-get install -y chromium" in dry_run.stdout

@@ -155,3 +155,35 @@ def test_notices_and_model_name_are_shown_escaped() -> None:
 
 def test_views_import_no_model_code() -> None:
     assert not any(name.startswith(("torch", "transformers")) for name in vars(attention_panel))
+
+
+@pytest.fixture(scope="module")
+def tiny_results() -> list[AttentionResult]:
+    """Real results of the four tasks on the tiny profile (GPT-2, DistilBERT QA/SST-2, Marian)."""
+    from service import ModelService
+
+    service = ModelService(profile="tiny")
+    return [
+        service.generate("The cat sat on the", max_new_tokens=4),
+        service.answer("Marie Curie won two Nobel prizes.", "How many prizes?"),
+        service.translate("Today is a beautiful day.", "en-zh"),
+        service.classify("这部电影非常感人，我忍不住哭了。"),
+    ]
+
+
+def test_every_view_draws_on_real_results_of_all_four_tasks(tiny_results: list[AttentionResult]) -> None:
+    store = ResultStore()
+    panel = build_panel(store)
+    offered_by_task = {}
+    for result in tiny_results:
+        store.put("session-a", "generation", result)
+        updates = panel.refresh("heads", "decoder", 0, 0, "entropy", 0, request())
+        assert "layer 0" in plot_title(updates[9])
+        offered_by_task[result.task] = [key for _, key in updates[3]["choices"]]
+        for view_key in offered_by_task[result.task]:
+            redrawn = panel.redraw(view_key, None, 1, 1, "distance", 1, request())
+            shown = redrawn[5] if redrawn[5].get("visible") else redrawn[6]
+            assert shown["value"] is not None and shown["visible"] is True, (result.task, view_key)
+    assert [task for task, keys in offered_by_task.items() if "cross" in keys] == ["translation"]
+    assert all({"heads", "head", "mean", "overview", "summary", "strip"} <= set(keys)
+               for keys in offered_by_task.values())
