@@ -84,7 +84,7 @@ def build_tab(service: Any, store: ResultStore | None = None) -> AttentionPanel:
 
     event = run.click(generate, inputs=inputs, outputs=[result_json, text], api_name="generate",
                       api_description="Continue a prompt. Returns {'text': continuation} (JSON) and the text.",
-                      **MODEL_EVENT)
+                      preprocess=False, **MODEL_EVENT)  # raw values: the handler checks them all, by name
     panel.refresh_after(event)
     stop.click(None, cancels=[event])
     return panel

@@ -67,7 +67,7 @@ def build_tab(service: Any, store: ResultStore | None = None) -> AttentionPanel:
     event = run.click(answer, inputs=[context, question], outputs=[result_json, shown], api_name="answer",
                       api_description="Answer a question from a context. Returns {'answer', 'start', 'end', "
                                       "'score'} (character offsets into the context) and an HTML view.",
-                      **MODEL_EVENT)
+                      preprocess=False, **MODEL_EVENT)  # raw values: the handler checks them all, by name
     panel.refresh_after(event)
     return panel
 

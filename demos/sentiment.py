@@ -58,7 +58,7 @@ def build_tab(service: Any, store: ResultStore | None = None) -> AttentionPanel:
     event = run.click(classify, inputs=[text], outputs=[result_json, shown], api_name="classify",
                       api_description="Classify sentiment. Returns {'label': 'positive'|'negative', 'score'} "
                                       "and label confidences.",
-                      **MODEL_EVENT)
+                      preprocess=False, **MODEL_EVENT)  # raw values: the handler checks them all, by name
     panel.refresh_after(event)
     return panel
 

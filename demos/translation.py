@@ -51,7 +51,7 @@ def build_tab(service: Any, store: ResultStore | None = None) -> AttentionPanel:
     event = run.click(translate, inputs=[text, direction], outputs=[result_json, shown], api_name="translate",
                       api_description="Translate between English and Chinese; direction 'auto', 'en-zh' or "
                                       "'zh-en'. Returns {'translation', 'direction'} and the text.",
-                      **MODEL_EVENT)
+                      preprocess=False, **MODEL_EVENT)  # raw values: the handler checks them all, by name
     panel.refresh_after(event)
     return panel
 

@@ -138,6 +138,7 @@ def embedded_app() -> Iterator[AppProcess]:
     served = AppProcess("embedded")
     yield served
     served.stop()
+    served.log_path.unlink(missing_ok=True)
 
 
 def chromium_or_skip() -> str:
@@ -149,9 +150,11 @@ def chromium_or_skip() -> str:
     pytest.skip(f"{CHROMIUM} is not installed (make test installs it with apt-get)")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Headless Chromium through the Python playwright package (no browser download)."""
+    """Headless Chromium through the Python playwright package (no browser download).
+
+    Module-scoped: sync playwright runs an event loop in this thread, and other modules start their own."""
     executable = chromium_or_skip()
     from playwright.sync_api import sync_playwright
 

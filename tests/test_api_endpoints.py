@@ -86,15 +86,20 @@ def test_classify_returns_label_and_probability(tiny_client) -> None:
     (("", 5, 0.0, 0, 1.0, 0), "/generate", "prompt is empty"),
     (("   \n ", 5, 0.0, 0, 1.0, 0), "/generate", "prompt is empty"),
     (("x" * (limits.MAX_INPUT_CHARS + 1), 5, 0.0, 0, 1.0, 0), "/generate", "limit is"),
-    (("hi", limits.MAX_NEW_TOKENS + 1, 0.0, 0, 1.0, 0), "/generate", "maximum"),
-    (("hi", 5, 9.0, 0, 1.0, 0), "/generate", "maximum"),
-    (("hi", 5, 0.0, -3, 1.0, 0), "/generate", "minimum"),
-    (("hi", 5, 0.0, 0, 1.0, -1), "/generate", "seed"),
+    (("hi", limits.MAX_NEW_TOKENS + 1, 0.0, 0, 1.0, 0), "/generate", "max_new_tokens must be in [1, 200]"),
+    (("hi", 5, 9.0, 0, 1.0, 0), "/generate", "temperature must be in [0, 2]"),
+    (("hi", 5, 0.0, -3, 1.0, 0), "/generate", "top_k must be in"),
+    (("hi", 5, 0.0, 0, 0.0, 0), "/generate", "top_p must be in (0, 1]"),
+    (("hi", 5, 0.0, 0, 1.0, -1), "/generate", "seed must be in"),
     (("hi", 5.5, 0.0, 0, 1.0, 0), "/generate", "whole number"),
+    (("hi", "7", 0.0, 0, 1.0, 0), "/generate", "max_new_tokens must be a whole number"),
+    (("hi", 5, None, 0, 1.0, 0), "/generate", "temperature must be a number"),
+    ((None, 5, 0.0, 0, 1.0, 0), "/generate", "prompt must be text"),
     (("", "What?"), "/answer", "context is empty"),
     (("Some context.", ""), "/answer", "question is empty"),
     (("c" * (limits.MAX_CONTEXT_CHARS + 1), "What?"), "/answer", "limit is"),
-    (("Hello", "fr-de"), "/translate", "not in the list of choices"),
+    (("Hello", "fr-de"), "/translate", "choose one of: auto, en-zh, zh-en"),
+    (("Hello", None), "/translate", "choose one of"),
     (("",  "auto"), "/translate", "empty"),
     ((" ",), "/classify", "empty"),
     (("y" * (limits.MAX_INPUT_CHARS + 1),), "/classify", "limit is"),
@@ -109,7 +114,7 @@ def test_non_finite_numbers_are_refused(tiny_app) -> None:
     for value in ("NaN", "Infinity", "-Infinity"):
         reply = post_raw(tiny_app.url, "generate", f'{{"data": ["hi", 5, {value}, 0, 1.0, 0]}}')
         assert "event: error" in reply, reply[:500]
-        assert "temperature" in reply or "finite" in reply or "minimum" in reply or "maximum" in reply, reply[:500]
+        assert "temperature must be a finite number" in reply, reply[:500]
 
 
 def test_server_keeps_answering_after_bad_inputs(tiny_client) -> None:

@@ -30,6 +30,7 @@ class PageWatch:
         page.on("pageerror", lambda error: self.console_errors.append(f"uncaught: {error}"))
         page.on("request", self._request)
         self.first_run = True
+        self.server: Any = None
 
     def _request(self, request: Any) -> None:
         parsed = urlparse(request.url)
@@ -49,6 +50,7 @@ def watch(browser: Any, embedded_app: Any) -> Iterator[PageWatch]:
     context = browser.new_context(viewport={"width": 1280, "height": 1100})
     page = context.new_page()
     watched = PageWatch(page)
+    watched.server = embedded_app
     page.set_default_timeout(REDRAW_MS)
     page.goto(embedded_app.url, timeout=60_000)
     page.wait_for_selector("#gen-run", timeout=60_000)
@@ -170,3 +172,4 @@ def test_sentiment_example_and_other_views(watch: PageWatch) -> None:
 def test_no_console_error_and_no_request_left_the_machine(watch: PageWatch) -> None:
     assert watch.console_errors == []
     assert watch.external_requests == []
+    assert "Traceback" not in watch.server.log_text(), watch.server.log_text()[-3000:]
