@@ -28,16 +28,16 @@ def prefill_capture(bare: BareModel, prompt: str, rows: int) -> tuple[list[int],
     try:
         with torch.inference_mode():
             output = model(input_ids=prompt_ids, use_cache=True, output_attentions=True, logits_to_keep=1)
-            cache = output.past_key_values
+            cache = output.cache
             prompt_block = [layer[0] for layer in output.attentions]               # per layer (head, P, P)
             token = int(output.logits[0, -1].argmax())
             sequence = prompt_ids[0].tolist()
             step_rows: list[list[Any]] = []                                         # per step, per layer (head, P+s)
             for _ in range(rows):
                 sequence.append(token)
-                step = model(input_ids=torch.tensor([[token]], device=prompt_ids.device), past_key_values=cache,
+                step = model(input_ids=torch.tensor([[token]], device=prompt_ids.device), cache=cache,
                              use_cache=True, output_attentions=True, logits_to_keep=1)
-                cache = step.past_key_values
+                cache = step.cache
                 step_rows.append([layer[0, :, 0] for layer in step.attentions])
                 token = int(step.logits[0, -1].argmax())
     finally:

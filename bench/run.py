@@ -535,6 +535,8 @@ def describe_run(settings: Settings) -> list[str]:
         f"{torch.__version__}, transformers {transformers.__version__}, gradio {gradio.__version__}.",
         f"- Taken {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')} with `python -m bench.run "
         f"{' '.join(sys.argv[1:])}`.".replace(" `.", "`."),
+        f"- Load average when the table was written (other work on the machine stretches the spread): "
+        f"{', '.join(f'{value:.1f}' for value in os.getloadavg())} (1, 5, 15 min).",
         "- Sizes in decimal units (1 KB = 1000 B, 1 GB = 10⁹ B). Targets are set for the embedded profile; "
         "other profiles show them as (n/a).",
     ]
