@@ -9,6 +9,7 @@ import gradio as gr
 
 from demos import MODEL_EVENT, user_errors
 from service import limits
+from service.validation import check_number
 from viz.explain import architecture_card_html, explain_steps, token_strip_html, verdict
 
 DEFAULT_TEXT = "The teacher explained attention, and the students finally understood it."
@@ -29,14 +30,15 @@ INITIAL_MAX_HEAD = 31
 
 
 def _whole(value: Any, name: str) -> int:
-    """A whole number from a Gradio Number/Slider (None, NaN and fractions are the user's mistake)."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise gr.Error(f"{name} must be a whole number, got {value!r}.") from None
-    if number != number or number in (float("inf"), float("-inf")) or number != int(number):
-        raise gr.Error(f"{name} must be a whole number, got {value!r}.")
-    return int(number)
+    """A whole number from a Gradio Number/Slider (None, NaN, huge numbers and fractions are the user's mistake)."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise gr.Error(f"{name} must be a whole number, got text.") from None
+    with user_errors():
+        # Explain indices are small; a bound of ±10⁶ still lets the service name the real range in its message.
+        return int(check_number(value, name, -1_000_000, 1_000_000, integer=True))
 
 
 def explain_json(service: Any, text: Any, layer: Any, head: Any, position: Any, model: str = "default") -> dict:

@@ -158,7 +158,10 @@ def load_hub_model(spec: HubModelSpec, device: str, progress: Progress | None = 
     except ModelLoadError:
         raise
     except (OSError, ValueError, KeyError, ImportError, RuntimeError) as error:
-        raise ModelLoadError(spec.model, _short_reason(error), DOWNLOAD_FIX) from error
+        # A local model directory is named by its last part only: the server's paths are not the visitor's business.
+        shown = local_dir.name if is_local else spec.model
+        reason = _short_reason(error).replace(str(local_dir), shown) if is_local else _short_reason(error)
+        raise ModelLoadError(shown, reason, DOWNLOAD_FIX) from error
     model = prepare_model(model, device)
     if progress:
         progress(1.0, f"Loaded {spec.model}")
