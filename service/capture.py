@@ -1,9 +1,12 @@
-"""Attention capture: one eager forward pass with output_attentions=True over the exact tokens the model saw.
+"""Attention capture: the attention weights a model computed over the exact tokens it saw.
 
-Generation runs on the fast kernel (sdpa), which returns no attention weights. Afterwards ONE eager pass over
-prompt + output gives the same attention generation computed (NOTES.md: max diff 3.8e-6 on Gemma), with
-logits_to_keep=1 so no T × vocab logits are materialised. The caller must hold the model's lock: the kernel
-switch changes the shared model for every thread.
+Two ways, same numbers (NOTES.md: max diff 3.8e-6 on Gemma):
+- after the fact (generation tab, specialists): generate on the fast kernel (sdpa, no weights), then ONE eager
+  pass over prompt + output with logits_to_keep=1, so no T × vocab logits are materialised;
+- while running (few-shot tasks, whose long prompt makes a second pass cost as much as the short generation):
+  the prefill runs on the eager kernel with output_attentions and gives the (prompt × prompt) block; each
+  decoding step gives its token's attention row. `CapturedRows` keeps these pieces and assembles the matrix.
+The caller must hold the model's lock: the kernel switch changes the shared model for every thread.
 """
 
 from __future__ import annotations
@@ -55,6 +58,96 @@ def decoder_attention(model: Any, input_ids: Any, keep_last: int | None = None) 
             logits_to_keep=1,
         )
     return stack_attention(outputs.attentions, keep_last)
+
+
+@dataclass
+class CapturedRows:
+    """Attention a causal LM computed while it ran: the prompt's block plus one row per later token.
+
+    token_ids:    every token the rows cover, in order (prompt, then the later tokens)
+    prompt_block: per layer, a (head, P, P) tensor: the prompt's causal attention
+    later_rows:   per later token, per layer, a (head, keys) tensor: that token's attention over the last `keys`
+                  positions up to and including itself (all of them, or a sliding layer's window)
+    pending:      (token id, KV cache) of a generated token that was never fed (generation stopped at its token
+                  limit), whose row one more single-token step gives on demand (see `captured_attention`)
+    """
+
+    token_ids: list[int]
+    prompt_block: list[Any]
+    later_rows: list[list[Any]]
+    pending: tuple[int, Any] | None = None
+
+    def covers(self, ids: list[int]) -> bool:
+        """True when `ids` is a prefix of the captured tokens, the pending one included (causal attention of a
+        prefix is the prefix's own)."""
+        known = self.token_ids + ([self.pending[0]] if self.pending is not None else [])
+        return len(ids) <= len(known) and known[: len(ids)] == list(ids)
+
+    def feed_pending(self, model: Any) -> None:
+        """Run the pending token through the model (one cached step) to get its row. Eager kernel, model's lock."""
+        import torch
+
+        assert self.pending is not None
+        token, cache = self.pending
+        position = len(self.token_ids)
+        device = self.prompt_block[0].device
+        with torch.inference_mode():
+            step = model(
+                input_ids=torch.tensor([[token]], device=device),                    # (1, 1)
+                position_ids=torch.tensor([[position]], device=device),              # (1, 1)
+                cache=cache, use_cache=True, output_attentions=True, logits_to_keep=1,
+            )
+        self.later_rows.append([layer[0, :, -1] for layer in step.attentions])       # per layer (head, keys)
+        self.token_ids.append(token)
+        self.pending = None
+
+    def matrix(self, length: int, keep_last: int | None = None) -> np.ndarray:
+        """(layer, head, N, N) float32 attention of the first `length` tokens; N = min(length, keep_last)."""
+        shown = length if keep_last is None else min(length, keep_last)
+        offset = length - shown                                   # positions dropped at the start
+        layers = len(self.prompt_block)
+        heads, prompt_length, _ = self.prompt_block[0].shape
+        attention = np.zeros((layers, heads, shown, shown), dtype=np.float32)  # (layer, head, query_pos, key_pos)
+        block_end = min(prompt_length, length)
+        if block_end > offset:
+            for layer in range(layers):
+                block = self.prompt_block[layer][:, offset:block_end, offset:block_end]  # (head, query, key)
+                attention[layer, :, : block_end - offset, : block_end - offset] = block.float().cpu().numpy()
+        for index, row in enumerate(self.later_rows):
+            query = prompt_length + index
+            if query >= length:
+                break
+            if query < offset:
+                continue
+            for layer in range(layers):
+                keys = row[layer].shape[-1]
+                first_key = query + 1 - keys                          # the row covers keys first_key .. query
+                skip = max(offset - first_key, 0)
+                values = row[layer][:, skip:].float().cpu().numpy()   # (head, visible keys)
+                attention[layer, :, query - offset, first_key + skip - offset : query + 1 - offset] = values
+        return attention
+
+
+def captured_attention(model: Any, captured: CapturedRows, length: int, keep_last: int | None = None) -> np.ndarray:
+    """(layer, head, N, N) attention of the first `length` captured tokens, feeding the pending token if needed."""
+    if length > len(captured.token_ids) and captured.pending is not None:
+        with eager_attention(model):
+            captured.feed_pending(model)
+    return captured.matrix(length, keep_last)
+
+
+def rows_from_generation(step_attentions: Any, token_ids: list[int], cache: Any = None) -> CapturedRows:
+    """CapturedRows from `generate(..., output_attentions=True, return_dict_in_generate=True)` on the eager kernel.
+
+    step_attentions: per step, per layer: step 0 (1, head, P, P), then (1, head, 1, keys) per decoding step.
+    token_ids: prompt + generated ids. The last generated token is never fed, so it has no row: with `cache`
+    (the generation's KV cache) it is kept pending, to be fed only if a caller needs its row.
+    """
+    prompt_block = [layer[0] for layer in step_attentions[0]]                    # per layer (head, P, P)
+    later_rows = [[layer[0, :, -1] for layer in step] for step in step_attentions[1:]]  # per step (head, keys)
+    covered = prompt_block[0].shape[-1] + len(later_rows)
+    pending = (token_ids[covered], cache) if cache is not None and covered < len(token_ids) else None
+    return CapturedRows(list(token_ids[:covered]), prompt_block, later_rows, pending)
 
 
 def encoder_forward(model: Any, inputs: dict[str, Any]) -> tuple[Any, np.ndarray]:

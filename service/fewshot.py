@@ -3,23 +3,32 @@
 Each task builds a compact prompt (an instruction, a few bilingual demonstrations, the query), runs the model and
 returns a FewShotOutcome: the exact prompt, the model's completion, a JSON-ready prediction and named character
 segments into `prompt + completion`. Works with any causal LM + tokenizer (a tiny random one gives garbage, but valid
-output). No state is kept between calls.
+output). With capture_attention (the default) the outcome also carries the attention the model computed on the way
+(`FewShotOutcome.attention`): the eager kernel is switched on for the call, so hold the model's lock.
+The only state kept between calls: the sentiment calibration of each (model, tokenizer), held weakly.
 
     sentiment     compare next-token log-probabilities of " positive" / " negative", with contextual calibration
-                  (Zhao et al. 2021: divide by the label probabilities the prompt gives a content-free input)
+                  (Zhao et al. 2021: divide by the label probabilities the prompt gives a content-free input).
+                  One forward per request: the calibration probe depends only on the fixed prompt and is computed
+                  once; the labels ride along the query as sibling branches (one tree-masked forward).
     qa            greedy answer, snapped to the best-matching span of the context: the answer is context[start:end]
     translation   greedy continuation of "English: … / Chinese: …" pairs, stopped at the newline
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
+import threading
 import unicodedata
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+
+from service.capture import CapturedRows, eager_attention, rows_from_generation
 
 Direction = str  # "en-zh" | "zh-en"
 
@@ -36,12 +45,15 @@ class FewShotOutcome:
 
     segments: (name, char_start, char_end) into `prompt + completion`, tiling it in order:
     "instruction", "demonstration 1", …, "query", "answer" (the completion).
+    attention: what the model computed while producing the completion (None unless capture_attention):
+    rows over `attention.token_ids` = the prompt's ids + the completion's generated ids.
     """
 
     prompt: str
     completion: str
     prediction: dict[str, Any]
     segments: list[tuple[str, int, int]] = field(default_factory=list)
+    attention: CapturedRows | None = field(default=None, compare=False, repr=False)
 
     @property
     def text(self) -> str:
@@ -82,8 +94,11 @@ LANGUAGE_NAMES = {"en": "English", "zh": "Chinese"}
 
 # --- public task functions --------------------------------------------------------------------------------
 
-def classify_fewshot(model: Any, tokenizer: Any, text: str) -> FewShotOutcome:
-    """Positive / negative with a calibrated score in [0, 1] (probability of the chosen label)."""
+def classify_fewshot(model: Any, tokenizer: Any, text: str, capture_attention: bool = True) -> FewShotOutcome:
+    """Positive / negative with a calibrated score in [0, 1] (probability of the chosen label).
+
+    One forward per request (the content-free calibration is computed once per model and tokenizer).
+    """
     builder = _PromptBuilder()
     builder.add("instruction", SENTIMENT_INSTRUCTION)
     for index, (review, label) in enumerate(SENTIMENT_DEMONSTRATIONS, start=1):
@@ -92,19 +107,21 @@ def classify_fewshot(model: Any, tokenizer: Any, text: str) -> FewShotOutcome:
     builder.add("query", _sentiment_block(text, None))
     prompt = builder.text
 
-    label_logprobs = _next_label_logprobs(model, tokenizer, prompt, SENTIMENT_LABELS)        # (labels,)
-    calibration = torch.stack([
-        _next_label_logprobs(model, tokenizer, query_prefix + _sentiment_block(probe, None), SENTIMENT_LABELS)
-        for probe in CONTENT_FREE_INPUTS
-    ]).mean(dim=0)                                                                          # (labels,)
-    calibrated = torch.softmax(label_logprobs - calibration, dim=0)                         # (labels,)
+    with _kernel_for(model, capture_attention):
+        calibration = _calibration(model, tokenizer, query_prefix)                          # (labels,)
+        scored = _score_labels(model, tokenizer, prompt, SENTIMENT_LABELS, capture_attention)
+    calibrated = torch.softmax(scored.logprobs - calibration, dim=0)                        # (labels,)
     best = int(torch.argmax(calibrated))
     label = SENTIMENT_LABELS[best]
     prediction = {"label": label, "score": float(calibrated[best])}
-    return builder.finish(" " + label, prediction)
+    outcome = builder.finish(" " + label, prediction)
+    outcome.attention = scored.rows_for(best) if capture_attention else None
+    return outcome
 
 
-def answer_fewshot(model: Any, tokenizer: Any, context: str, question: str) -> FewShotOutcome:
+def answer_fewshot(
+    model: Any, tokenizer: Any, context: str, question: str, capture_attention: bool = True
+) -> FewShotOutcome:
     """Extractive QA: generate an answer, then snap it to the best-matching span so context[start:end] == answer."""
     builder = _PromptBuilder()
     builder.add("instruction", QA_INSTRUCTION)
@@ -115,15 +132,20 @@ def answer_fewshot(model: Any, tokenizer: Any, context: str, question: str) -> F
 
     limit = min(_token_count(tokenizer, context) + 1, QA_MAX_ANSWER_TOKENS)
     only_spans = _ContextSpanConstraint(tokenizer, _one_line(context), len(tokenizer(prompt).input_ids))
-    completion, token_logprobs = _generate_line(model, tokenizer, prompt, limit, only_spans)
+    line = _generate_line(model, tokenizer, prompt, limit, only_spans, capture_attention)
+    completion, token_logprobs = line.text, line.logprobs
     start, end = snap_to_span(context, completion)
     start, end = trim_restated_question(context, question, start, end)
     score = math.exp(sum(token_logprobs) / len(token_logprobs)) if token_logprobs else 0.0
     prediction = {"answer": context[start:end], "start": start, "end": end, "score": float(score)}
-    return builder.finish(completion, prediction)
+    outcome = builder.finish(completion, prediction)
+    outcome.attention = line.attention
+    return outcome
 
 
-def translate_fewshot(model: Any, tokenizer: Any, text: str, direction: Direction) -> FewShotOutcome:
+def translate_fewshot(
+    model: Any, tokenizer: Any, text: str, direction: Direction, capture_attention: bool = True
+) -> FewShotOutcome:
     """Translate English → Chinese ("en-zh") or Chinese → English ("zh-en")."""
     if direction not in TRANSLATION_INSTRUCTION:
         raise ValueError(f"direction must be 'en-zh' or 'zh-en', got {direction!r}")
@@ -137,8 +159,10 @@ def translate_fewshot(model: Any, tokenizer: Any, text: str, direction: Directio
     prompt = builder.text
 
     limit = min(2 * _token_count(tokenizer, text) + 10, MAX_NEW_TOKENS_CAP)
-    completion, _ = _generate_line(model, tokenizer, prompt, limit)
-    return builder.finish(completion, {"translation": completion.strip(), "direction": direction})
+    line = _generate_line(model, tokenizer, prompt, limit, None, capture_attention)
+    outcome = builder.finish(line.text, {"translation": line.text.strip(), "direction": direction})
+    outcome.attention = line.attention
+    return outcome
 
 
 def detect_direction(text: str) -> Direction:
@@ -197,32 +221,152 @@ def _token_count(tokenizer: Any, text: str) -> int:
     return len(tokenizer(text, add_special_tokens=False).input_ids)
 
 
-def _next_label_logprobs(model: Any, tokenizer: Any, prompt: str, labels: tuple[str, ...]) -> torch.Tensor:
-    """log P(" label" | prompt) for each label: one forward when every label is one token, else one per label."""
+def _kernel_for(model: Any, capture_attention: bool) -> Any:
+    """The eager kernel while capturing (it returns attention weights), else whatever the model runs on."""
+    return eager_attention(model) if capture_attention else contextlib.nullcontext()
+
+
+# Contextual-calibration log-probabilities per model (weakly held: a dropped model drops its entry), then per
+# tokenizer and prompt prefix. The lock makes the check-and-fill atomic when calls come from several threads.
+_CALIBRATIONS: "weakref.WeakKeyDictionary[Any, dict[tuple[int, str], tuple[Any, torch.Tensor]]]" = (
+    weakref.WeakKeyDictionary()
+)
+_CALIBRATIONS_LOCK = threading.Lock()
+
+
+def _calibration(model: Any, tokenizer: Any, query_prefix: str) -> torch.Tensor:
+    """Mean label log-probabilities (labels,) after the content-free probes; computed once per model + tokenizer."""
+    key = (id(tokenizer), query_prefix)
+    with _CALIBRATIONS_LOCK:
+        per_model = _CALIBRATIONS.setdefault(model, {})
+        cached = per_model.get(key)
+        if cached is not None and cached[0]() is tokenizer:
+            return cached[1]
+        calibration = torch.stack([
+            _score_labels(model, tokenizer, query_prefix + _sentiment_block(probe, None), SENTIMENT_LABELS,
+                          capture_attention=False).logprobs
+            for probe in CONTENT_FREE_INPUTS
+        ]).mean(dim=0)                                                                      # (labels,)
+        per_model[key] = (_weak_or_strong(tokenizer), calibration)
+        return calibration
+
+
+def _weak_or_strong(value: Any) -> Any:
+    """A callable returning `value`: a weak reference where the type allows one."""
+    try:
+        return weakref.ref(value)
+    except TypeError:
+        return lambda: value
+
+
+@dataclass
+class _LabelScores:
+    """Label log-probabilities from one forward, and the attention rows to show for each label."""
+
+    logprobs: torch.Tensor                        # (labels,)
+    prompt_ids: list[int]
+    label_ids: list[list[int]]
+    label_starts: list[int]                       # where each label's tokens start in the tree sequence
+    attentions: Any = None                        # per layer (1, head, Q, Q) over the tree sequence, or None
+
+    def rows_for(self, label: int) -> CapturedRows | None:
+        """The attention of prompt + that label's tokens, as if they had been the only sequence."""
+        if self.attentions is None:
+            return None
+        prompt_length = len(self.prompt_ids)
+        start = self.label_starts[label]
+        prompt_block = [layer[0, :, :prompt_length, :prompt_length] for layer in self.attentions]  # (head, P, P)
+        later_rows = []
+        for offset in range(len(self.label_ids[label])):
+            keys = list(range(prompt_length)) + list(range(start, start + offset + 1))  # prompt, then the branch
+            later_rows.append([layer[0, :, start + offset, keys] for layer in self.attentions])  # (head, keys)
+        return CapturedRows(self.prompt_ids + self.label_ids[label], prompt_block, later_rows)
+
+
+def _score_labels(
+    model: Any, tokenizer: Any, prompt: str, labels: tuple[str, ...], capture_attention: bool
+) -> _LabelScores:
+    """log P(" label" | prompt) for each label (mean over its tokens) from ONE forward.
+
+    The sequence is the prompt followed by every label's tokens as sibling branches: a label's tokens see the
+    prompt and their own branch only, at the positions they would have right after the prompt, so each branch
+    computes exactly what a separate forward over prompt + label would (and its attention rows, when captured).
+    """
     device = model.device
-    prompt_ids = _encode(tokenizer, prompt, device)                                   # (1, prompt_tokens)
+    prompt_ids = _encode(tokenizer, prompt, device)[0].tolist()                      # (P,)
     label_ids = [tokenizer(" " + label, add_special_tokens=False).input_ids for label in labels]
+    prompt_length = len(prompt_ids)
+    sequence = list(prompt_ids)
+    positions = list(range(prompt_length))
+    branch = [-1] * prompt_length                   # -1: the shared prompt; else the label the token belongs to
+    label_starts = []
+    for index, ids in enumerate(label_ids):
+        label_starts.append(len(sequence))
+        sequence += ids
+        positions += range(prompt_length, prompt_length + len(ids))
+        branch += [index] * len(ids)
+    first_logit = prompt_length - 1                 # logits from here on: the prompt's last position, the branches
     with torch.inference_mode():
-        if all(len(ids) == 1 for ids in label_ids):
-            logits = model(input_ids=prompt_ids, logits_to_keep=1).logits[0, -1]      # (vocab,)
-            logprobs = torch.log_softmax(logits.float(), dim=-1)
-            return torch.stack([logprobs[ids[0]] for ids in label_ids])
+        output = model(
+            input_ids=torch.tensor([sequence], device=device),                          # (1, Q)
+            position_ids=torch.tensor([positions], device=device),                      # (1, Q)
+            attention_mask=_tree_masks(model, positions, branch),
+            use_cache=False, output_attentions=capture_attention,
+            logits_to_keep=len(sequence) - first_logit,
+        )
+        logprobs_at = torch.log_softmax(output.logits[0].float(), dim=-1)              # (Q - P + 1, vocab)
         scores = []
-        for ids in label_ids:
-            continuation = torch.tensor([ids], device=device)                          # (1, label_tokens)
-            full = torch.cat([prompt_ids, continuation], dim=1)                        # (1, prompt + label tokens)
-            logits = model(input_ids=full).logits[0, prompt_ids.shape[1] - 1:-1]      # (label_tokens, vocab)
-            logprobs = torch.log_softmax(logits.float(), dim=-1)
-            scores.append(logprobs.gather(1, continuation[0].unsqueeze(1)).sum() / len(ids))
-        return torch.stack(scores)
+        for ids, start in zip(label_ids, label_starts):
+            rows = [0] + [start + offset - first_logit for offset in range(len(ids) - 1)]  # who predicts each token
+            scores.append(sum(logprobs_at[row, token] for row, token in zip(rows, ids)) / len(ids))
+    return _LabelScores(torch.stack(scores).cpu(), prompt_ids, label_ids, label_starts,
+                        output.attentions if capture_attention else None)
+
+
+def _tree_masks(model: Any, positions: list[int], branch: list[int]) -> Any:
+    """Additive (1, 1, Q, Q) masks for the branch sequence: causal, a branch sees only the prompt and itself.
+
+    Models with sliding-window layers (Gemma-3) get a dict per layer type, the window applied on positions.
+    """
+    dtype = model.dtype if model.dtype.is_floating_point else torch.float32
+    device = model.device
+    position = torch.tensor(positions, device=device)
+    owner = torch.tensor(branch, device=device)
+    index = torch.arange(len(positions), device=device)
+    visible = (index[None, :] <= index[:, None]) & (
+        (owner[None, :] == -1) | (owner[None, :] == owner[:, None])
+    )                                                                                  # (query, key)
+    blocked = torch.finfo(dtype).min
+
+    def additive(allowed: torch.Tensor) -> torch.Tensor:
+        mask = torch.zeros(allowed.shape, dtype=dtype, device=device).masked_fill(~allowed, blocked)
+        return mask[None, None]                                                        # (1, 1, query, key)
+
+    config = getattr(model.config, "get_text_config", lambda: model.config)()
+    layer_types = set(getattr(config, "layer_types", None) or ())
+    window = getattr(config, "sliding_window", None)
+    if "sliding_attention" in layer_types and window:
+        in_window = position[None, :] > position[:, None] - window                     # (query, key)
+        return {"full_attention": additive(visible), "sliding_attention": additive(visible & in_window)}
+    return additive(visible)
+
+
+@dataclass
+class _Line:
+    text: str                                     # the completion up to the newline, right-stripped
+    logprobs: list[float]                         # log-prob of each kept token
+    attention: CapturedRows | None
 
 
 def _generate_line(
-    model: Any, tokenizer: Any, prompt: str, max_new_tokens: int, constraint: Any = None
-) -> tuple[str, list[float]]:
+    model: Any, tokenizer: Any, prompt: str, max_new_tokens: int, constraint: Any = None,
+    capture_attention: bool = False,
+) -> _Line:
     """Greedy continuation of `prompt` up to the first newline (excluded) or EOS; also each kept token's log-prob.
 
     `constraint`, when given, is a transformers LogitsProcessor that masks tokens (e.g. _ContextSpanConstraint).
+    With capture_attention the generation runs on the eager kernel and returns its attention: the prefill's
+    (prompt × prompt) block and one row per decoding step, over the prompt and the kept tokens.
     """
     from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
 
@@ -235,28 +379,33 @@ def _generate_line(
         eos_token_id=eos or None, pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None
         else (eos[0] if eos else 0),
     )
-    with torch.inference_mode():
+    with torch.inference_mode(), _kernel_for(model, capture_attention):
         output = model.generate(
             input_ids=input_ids, attention_mask=torch.ones_like(input_ids), generation_config=config,
             stopping_criteria=StoppingCriteriaList([_StopAtNewline(tokenizer, prompt_length)]),
-            output_logits=True, return_dict_in_generate=True,
+            output_logits=True, return_dict_in_generate=True, output_attentions=capture_attention,
             logits_processor=LogitsProcessorList([constraint] if constraint is not None else []),
         )
-    generated = output.sequences[0, prompt_length:].tolist()                           # (new_tokens,)
-    logprobs = [
-        float(torch.log_softmax(step_logits[0].float(), dim=-1)[token])               # step_logits: (1, vocab)
-        for step_logits, token in zip(output.logits, generated)
-    ]
-    kept: list[int] = []
-    for token in generated:
-        if token in eos:
-            break
-        kept.append(token)
-    text = tokenizer.decode(kept, skip_special_tokens=True)
-    if "\n" in text:
-        text = text[: text.index("\n")]
-        kept = kept[:-1]
-    return text.rstrip(), logprobs[: len(kept)]
+        generated = output.sequences[0, prompt_length:].tolist()                       # (new_tokens,)
+        logprobs = [
+            float(torch.log_softmax(step_logits[0].float(), dim=-1)[token])           # step_logits: (1, vocab)
+            for step_logits, token in zip(output.logits, generated)
+        ]
+        kept: list[int] = []
+        for token in generated:
+            if token in eos:
+                break
+            kept.append(token)
+        text = tokenizer.decode(kept, skip_special_tokens=True)
+        if "\n" in text:
+            text = text[: text.index("\n")]
+            kept = kept[:-1]
+        attention = None
+        if capture_attention:
+            sequence = output.sequences[0].tolist()                                    # prompt + generated ids
+            needs_last_row = len(kept) == len(generated)          # no stop token after the kept ones
+            attention = rows_from_generation(output.attentions, sequence, output.cache if needs_last_row else None)
+    return _Line(text.rstrip(), logprobs[: len(kept)], attention)
 
 
 class _ContextSpanConstraint:

@@ -169,12 +169,20 @@ def decoder_result(
     max_attention_tokens: int,
     prediction: dict[str, Any],
     prompt: str | None,
+    captured: capture.CapturedRows | None = None,
 ) -> AttentionResult:
-    """Capture a causal LM's attention over `sequence` and wrap it; keeps the last N positions over the cap."""
+    """Wrap a causal LM's attention over `sequence`; keeps the last N positions over the cap.
+
+    The attention comes from `captured` (rows the model computed while running) when it covers `sequence`,
+    else from one eager pass over `sequence`.
+    """
     total = len(sequence)
     shown = min(total, max_attention_tokens)
     notices = []
-    attention = capture.decoder_attention(loaded.model, _as_tensor(sequence, loaded.device), keep_last=shown)
+    if captured is not None and captured.covers(sequence):
+        attention = capture.captured_attention(loaded.model, captured, total, keep_last=shown)  # (layer, head, N, N)
+    else:
+        attention = capture.decoder_attention(loaded.model, _as_tensor(sequence, loaded.device), keep_last=shown)
     tokens, special = display_tokens(loaded.tokenizer, sequence)
     if shown < total:
         notices.append(capture.window_notice(shown, total))
@@ -404,7 +412,11 @@ def run_translation(
 
 # --- few-shot outcomes ----------------------------------------------------------------------------
 def fewshot_result(loaded: LoadedModel, task: TaskName, outcome: Any, max_attention_tokens: int) -> AttentionResult:
-    """Turn a FewShotOutcome (prompt, completion, prediction, char segments) into a decoder AttentionResult."""
+    """Turn a FewShotOutcome (prompt, completion, prediction, char segments) into a decoder AttentionResult.
+
+    The attention is over the re-tokenised prompt + completion. When those are the very tokens the model ran on
+    (the usual case), the rows it computed while running are reused; otherwise one eager pass computes them.
+    """
     started = time.perf_counter()
     text = outcome.prompt + outcome.completion
     encoding = loaded.tokenizer(text, return_offsets_mapping=True)  # adds <bos> like generation did
@@ -413,7 +425,7 @@ def fewshot_result(loaded: LoadedModel, task: TaskName, outcome: Any, max_attent
     segments = char_spans_to_segments(offsets, outcome.segments)
     result = decoder_result(
         loaded, task, ids, segments, max_attention_tokens, prediction=json_ready(outcome.prediction),
-        prompt=outcome.prompt,
+        prompt=outcome.prompt, captured=getattr(outcome, "attention", None),
     )
     result.timings = {"capture": time.perf_counter() - started}
     return result

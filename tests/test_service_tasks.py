@@ -213,3 +213,97 @@ def test_fewshot_sliding_window_layers_see_only_recent_tokens(fewshot: ModelServ
     last = attention.shape[-1] - 1
     assert np.all(attention[0, :, last, : last - 16 + 1] == 0)  # sliding layer: window of 16
     assert np.any(attention[3, :, last, : last - 16 + 1] > 0)  # full layer reaches further back
+
+
+# --- few-shot attention is captured while the model runs ---------------------------------------------------
+def _fewshot_outcome(task: str, loaded):
+    from service.fewshot import answer_fewshot, classify_fewshot, translate_fewshot
+
+    long_context = " ".join(["Marie Curie was born in Warsaw and moved to Paris."] * 3)  # past the 16-token window
+    with loaded.lock, torch.inference_mode():
+        if task == "sentiment":
+            return classify_fewshot(loaded.model, loaded.tokenizer, "I loved this movie.")
+        if task == "qa":
+            return answer_fewshot(loaded.model, loaded.tokenizer, long_context, "Where was she born?")
+        return translate_fewshot(loaded.model, loaded.tokenizer, "北京是中国的首都。", "zh-en")
+
+
+@pytest.mark.parametrize("task", ["sentiment", "qa", "translation"])
+def test_fewshot_attention_captured_while_running_equals_a_separate_eager_pass(task: str) -> None:
+    from service import capture
+    from service.specialists import fewshot_result
+
+    loaded = load_tiny("fewshot")
+    outcome = _fewshot_outcome(task, loaded)
+    captured = outcome.attention
+    assert captured is not None and loaded.model.config._attn_implementation == "sdpa"
+    with loaded.lock, torch.inference_mode():
+        separate = capture.decoder_attention(loaded.model, torch.tensor([captured.token_ids]))  # (layer, head, T, T)
+    np.testing.assert_allclose(captured.matrix(len(captured.token_ids)), separate, atol=1e-5)
+
+    # The result is over the re-tokenised prompt + completion: the captured rows when those are the same tokens
+    # (a real model's usual case; this random one's garbage translation may not round-trip), else one eager pass.
+    ids = loaded.tokenizer(outcome.prompt + outcome.completion).input_ids
+    if task in ("sentiment", "qa"):
+        assert captured.covers(ids)
+    with loaded.lock, torch.inference_mode():                # as ModelService calls it
+        result = fewshot_result(loaded, task, outcome, max_attention_tokens=4096)
+        expected = capture.decoder_attention(loaded.model, torch.tensor([ids]))  # (layer, head, T, T)
+    assert loaded.model.config._attn_implementation == "sdpa"
+    assert result.decoder_attention.shape == expected.shape
+    np.testing.assert_allclose(result.decoder_attention, expected, atol=1e-5)
+
+
+def test_fewshot_generation_that_hits_its_token_limit_still_gets_its_last_row() -> None:
+    from service import capture
+    from service.fewshot import _generate_line
+
+    loaded = load_tiny("fewshot")
+    with loaded.lock, torch.inference_mode():
+        line = _generate_line(loaded.model, loaded.tokenizer, "Translate: " * 12, 6, capture_attention=True)
+    captured = line.attention
+    prompt_length = len(loaded.tokenizer("Translate: " * 12).input_ids)
+    kept = prompt_length + len(line.logprobs)
+    if captured.pending is None:
+        pytest.skip("this random model stopped before its token limit")
+    with loaded.lock, torch.inference_mode():
+        separate = capture.decoder_attention(loaded.model, torch.tensor([captured.token_ids + [captured.pending[0]]]))
+        attention = capture.captured_attention(loaded.model, captured, kept)
+    np.testing.assert_allclose(attention, separate[:, :, :kept, :kept], atol=1e-5)
+
+
+def test_fewshot_attention_cap_keeps_the_last_positions_of_the_captured_rows() -> None:
+    from service.specialists import fewshot_result
+
+    loaded = load_tiny("fewshot")
+    outcome = _fewshot_outcome("qa", loaded)
+    with loaded.lock, torch.inference_mode():
+        full = fewshot_result(loaded, "qa", outcome, max_attention_tokens=4096)
+        capped_result = fewshot_result(loaded, "qa", outcome, max_attention_tokens=24)
+    assert capped_result.decoder_attention.shape[-1] == 24 and capped_result.notices
+    np.testing.assert_array_equal(capped_result.decoder_attention, full.decoder_attention[:, :, -24:, -24:])
+    assert capped_result.decoder_tokens == full.decoder_tokens[-24:]
+    assert capped_result.segments[-1].name == "answer" and capped_result.segments[-1].end == 24
+
+
+def test_fewshot_sentiment_runs_one_forward_per_request_after_the_first() -> None:
+    from service.fewshot import _CALIBRATIONS
+
+    service = ModelService("tiny-fewshot")
+    loaded = load_tiny("fewshot", service.device)          # the instance the service runs
+    _CALIBRATIONS.pop(loaded.model, None)                  # as if this model had never classified anything
+    calls = []
+    hook = loaded.model.register_forward_pre_hook(lambda module, args: calls.append(1))
+    try:
+        first = service.classify("I loved this movie.")
+        after_first = len(calls)
+        for text in ("Terrible.", "这家店的服务太差了。", "I loved this movie."):
+            before = len(calls)
+            result = service.classify(text)
+            assert len(calls) - before == 1                # the query only: calibration is cached, attention reused
+    finally:
+        hook.remove()
+    assert after_first == 2                                # the first request also computes the calibration probe
+    assert result.prediction == first.prediction
+    np.testing.assert_array_equal(result.decoder_attention, first.decoder_attention)
+    assert loaded.model.config._attn_implementation == "sdpa"
