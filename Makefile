@@ -11,13 +11,21 @@ ARGS ?=
 
 export GRADIO_ANALYTICS_ENABLED := False
 
-.PHONY: run test setup chromium clean
+.PHONY: run test bench soak setup chromium clean
 
 run: $(STAMP)
 	$(PY) app.py --profile embedded $(ARGS)
 
 test: $(STAMP) chromium
 	HF_HUB_OFFLINE=1 $(PY) -m pytest $(ARGS)
+
+# Speed and memory against bare transformers on the same model; writes docs/performance.md (~25 min on 2 CPU cores).
+bench: $(STAMP)
+	$(PY) -m bench.run --write $(ARGS)
+
+# The 1,000-request soak alone (make test runs it too).
+soak: $(STAMP)
+	HF_HUB_OFFLINE=1 $(PY) -m pytest tests/test_reliability_soak.py -q -s $(ARGS)
 
 setup: $(STAMP)
 

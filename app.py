@@ -21,6 +21,9 @@ from service import limits  # noqa: E402
 TITLE = "Attention Atlas"
 QUEUE_MAX_SIZE = 32          # waiting requests beyond this are refused (HTTP 503) instead of piling up
 MAX_THREADS = 8              # worker threads for handlers; model events share a concurrency limit of 1 anyway
+# Gradio keeps each browser session's component updates (whole figures) in memory; by default for 10,000 sessions.
+# 64 recent sessions cover a classroom twice over; an older session's panel says "run again" (as the result store does).
+SESSION_CAPACITY = 64
 INTRO = """# Attention Atlas
 Run a real transformer language model on four tasks and see what it attended to, layer by layer and head by head.
 Pick a tab, try an example, then move the **Layer** and **Head** controls under the answer: the view redraws from the
@@ -88,6 +91,7 @@ def launch_options(args: argparse.Namespace) -> dict[str, Any]:
         "server_name": args.host or os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1",
         "share": bool(args.share),
         "max_threads": MAX_THREADS,
+        "state_session_capacity": SESSION_CAPACITY,
         "show_error": False,          # gr.Error messages still reach the user; tracebacks stay in the log
         "allowed_paths": None,
         "ssr_mode": False,            # no Node server: one process, one port
@@ -114,7 +118,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--hub-config", default=None, metavar="TOML",
                         help="hub profile: a TOML file overriding service/hub_models.toml (also $ATLAS_HUB_CONFIG)")
     parser.add_argument("--share", action="store_true", help="also open a public gradio.live link (off by default)")
+    parser.add_argument("--kept-results-mb", type=int, default=DEFAULT_STORE.max_bytes // 2**20, metavar="MB",
+                        help="memory for kept results (attention of recent runs, redrawn on layer/head switches); "
+                             "the least recently used go first")
     args = parser.parse_args(argv)
+    if args.kept_results_mb < 1:
+        parser.error(f"--kept-results-mb must be at least 1, got {args.kept_results_mb}")
     if args.port is not None and not 0 < args.port < 65536:
         parser.error(f"--port must be between 1 and 65535, got {args.port}")
     return args
@@ -127,7 +136,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     from service import ModelService  # the models load lazily: the page is served before any of them
 
     service = ModelService(profile=args.profile, device=args.device, hub_config=args.hub_config)
-    demo = configure_queue(build_app(service))
+    store = ResultStore(max_bytes=args.kept_results_mb * 2**20)
+    demo = configure_queue(build_app(service, store))
     print(f"Attention Atlas: profile {args.profile}, device {args.device}", file=sys.stderr, flush=True)
     demo.launch(**launch_options(args))
 

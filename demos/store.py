@@ -17,7 +17,7 @@ from typing import Any
 from service.result import AttentionResult
 
 DEFAULT_MAX_ENTRIES = 64
-DEFAULT_MAX_BYTES = 512 * 1024 * 1024
+DEFAULT_MAX_BYTES = 256 * 1024 * 1024  # ~13 Gemma results at 256 tokens (19 MB each), ~54 at 128
 DEFAULT_TTL_SECONDS = 30 * 60.0
 
 
