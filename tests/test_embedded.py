@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import types
 from pathlib import Path
@@ -61,11 +62,43 @@ def test_cache_without_manifest_is_partial(tmp_path):
     assert verify_cache(tmp_path / "model") is None
 
 
+def _flip_first_byte(path: Path) -> os.stat_result:
+    before = path.stat()
+    path.write_bytes(b"\x01" + path.read_bytes()[1:])                # same size, different content
+    return before
+
+
 def test_cache_with_a_flipped_byte_is_corrupt(tmp_path):
     make_complete_cache(tmp_path / "model")
     weights = tmp_path / "model" / "model.safetensors"
-    weights.write_bytes(b"\x01" + weights.read_bytes()[1:])          # same size, different content
-    assert verify_cache(tmp_path / "model") is None
+    before = _flip_first_byte(weights)
+    # Writing a file moves its mtime; set it explicitly later, as the same timestamp tick could hide the write here.
+    os.utime(weights, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000_000))
+    assert verify_cache(tmp_path / "model") is None                 # changed mtime → hashed → caught
+
+
+def test_a_flipped_byte_with_its_old_mtime_restored_needs_the_deep_check(tmp_path):
+    make_complete_cache(tmp_path / "model")
+    weights = tmp_path / "model" / "model.safetensors"
+    before = _flip_first_byte(weights)
+    os.utime(weights, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert verify_cache(tmp_path / "model") is not None             # the quick check trusts size + mtime
+    assert verify_cache(tmp_path / "model", deep=True) is None       # the hash is not fooled
+
+
+def test_quick_check_hashes_only_files_whose_mtime_changed(tmp_path, monkeypatch):
+    make_complete_cache(tmp_path / "model")
+    hashed = []
+    real_sha256 = embedded._sha256
+    monkeypatch.setattr(embedded, "_sha256", lambda path: hashed.append(path.name) or real_sha256(path))
+    assert verify_cache(tmp_path / "model") is not None
+    assert hashed == []                                             # nothing touched since conversion: no hashing
+    tokenizer = tmp_path / "model" / "tokenizer.json"
+    os.utime(tokenizer, ns=(tokenizer.stat().st_atime_ns, tokenizer.stat().st_mtime_ns + 5_000_000_000))
+    assert verify_cache(tmp_path / "model") is not None             # same content, new mtime: hashed, still valid
+    assert hashed == ["tokenizer.json"]
+    assert verify_cache(tmp_path / "model") is not None             # the new mtime was recorded: no hashing again
+    assert hashed == ["tokenizer.json"]
 
 
 def test_cache_with_a_truncated_or_missing_file_is_partial(tmp_path):

@@ -35,6 +35,33 @@ def test_second_load_reads_the_cache_quickly(gemma):
     assert time.perf_counter() - started < 60                       # a conversion would take ~90 s
 
 
+def test_fast_tokenizer_load_gives_the_same_tokenizer_as_auto_tokenizer(gemma):
+    from transformers import AutoTokenizer
+
+    _, fast = gemma                                                  # what load_embedded_gemma returns
+    reference = AutoTokenizer.from_pretrained(converted_model_dir(), local_files_only=True)
+    assert type(fast) is type(reference)
+    assert fast.backend_tokenizer.to_str() == reference.backend_tokenizer.to_str()
+    for name in ("bos_token_id", "eos_token_id", "pad_token_id", "unk_token_id", "all_special_ids",
+                 "add_bos_token", "add_eos_token", "padding_side", "truncation_side", "model_max_length",
+                 "clean_up_tokenization_spaces", "special_tokens_map"):
+        assert getattr(fast, name) == getattr(reference, name), name
+    assert fast.added_tokens_decoder == reference.added_tokens_decoder
+    texts = ["Hello, world!", "机器学习正在改变世界。", "Review: 好吃\nSentiment: positive",
+             "<bos>special<eos><pad><unk><mask> tokens", "<start_of_turn>user\nhi<end_of_turn>", "  spaces\t\n\n", ""]
+    for text in texts:
+        for add_special_tokens in (True, False):
+            assert fast(text, add_special_tokens=add_special_tokens).input_ids == \
+                reference(text, add_special_tokens=add_special_tokens).input_ids, text
+        assert fast(text, return_offsets_mapping=True)["offset_mapping"] == \
+            reference(text, return_offsets_mapping=True)["offset_mapping"]
+        ids = reference(text).input_ids
+        assert fast.decode(ids) == reference.decode(ids)
+        assert fast.decode(ids, skip_special_tokens=True) == reference.decode(ids, skip_special_tokens=True)
+        assert fast.convert_ids_to_tokens(ids) == reference.convert_ids_to_tokens(ids)
+    assert fast("x").input_ids[0] == fast.bos_token_id                # <bos> is prepended, as generation expects
+
+
 @pytest.mark.parametrize("text, label", [
     ("Absolutely wonderful! The best meal I have eaten this year.", "positive"),
     ("这部电影太精彩了，我非常喜欢！", "positive"),
