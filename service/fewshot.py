@@ -378,12 +378,12 @@ def _generate_line(
         max_new_tokens=max(1, min(int(max_new_tokens), MAX_NEW_TOKENS_CAP)), do_sample=False,
         eos_token_id=eos or None, pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None
         else (eos[0] if eos else 0),
+        output_logits=True, return_dict_in_generate=True, output_attentions=capture_attention,
     )
     with torch.inference_mode(), _kernel_for(model, capture_attention):
         output = model.generate(
             input_ids=input_ids, attention_mask=torch.ones_like(input_ids), generation_config=config,
             stopping_criteria=StoppingCriteriaList([_StopAtNewline(tokenizer, prompt_length)]),
-            output_logits=True, return_dict_in_generate=True, output_attentions=capture_attention,
             logits_processor=LogitsProcessorList([constraint] if constraint is not None else []),
         )
         generated = output.sequences[0, prompt_length:].tolist()                       # (new_tokens,)
