@@ -219,19 +219,15 @@ def _api_diagnosis(ctx: Context, task: str, result: Any, ratio: float, bare_samp
     if ratio <= API_TARGET.limit or not ctx.targets_apply:
         return []
     capture = float(result.timings.get("capture", 0.0))
-    if task == "sentiment" and result.architecture == "decoder":
-        return [
-            f"Why: the bare call is one forward; the few-shot classifier runs three (the query and two "
-            f"content-free calibration probes) plus the eager capture pass ({format_value(capture, 's')}). "
-            "Fix (service/fewshot.py): the calibration probes depend only on the fixed demonstrations, so compute "
-            "them once per model and reuse them; and take the label logits from the eager capture pass instead "
-            "of a separate sdpa forward: one forward per request instead of four."
-        ]
     service_ratio = service_sample.median / bare_sample.median
     if service_ratio > API_TARGET.limit:
         return [f"Why: the service itself is {service_ratio:.2f}× bare (attention capture "
                 f"{format_value(capture, 's')} of it); see the capture row."]
-    return ["Why: the time is in the app and transport (queue, JSON, HTTP), not the model."]
+    transport = max(0.0, ratio * bare_sample.median - service_sample.median)
+    return [f"Why: the model call is {service_ratio:.2f}× bare; the rest ({format_value(transport, 's')}) is Gradio's "
+            "fixed per-request cost (queue join, event stream, JSON), which weighs most on the shortest calls. "
+            "What it would take: an API route outside Gradio's queue (losing its bound and concurrency limit), "
+            "or batching concurrent requests into one forward."]
 
 
 def measure_capture_row(ctx: Context) -> Row:
