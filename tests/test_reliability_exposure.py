@@ -13,7 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reliability.endpoints import ENDPOINTS, with_text  # noqa: E402
-from reliability.outcomes import call  # noqa: E402
+from reliability.outcomes import call, connect  # noqa: E402
 from reliability.server import APP_PATH, REPO_ROOT, AppServer, shared_server  # noqa: E402
 
 PASSWD = Path("/etc/passwd")
@@ -104,14 +104,12 @@ def _files_containing(marker: bytes, roots: list[Path], since: float) -> list[st
 
 
 def test_user_text_is_never_logged_nor_written_to_disk(server: AppServer) -> None:
-    from gradio_client import Client
-
     from service.embedded import cache_dir
 
     marker = f"atlas-private-{uuid.uuid4().hex}"
     started = time.time() - 1
     log_before = len(server.log_text())
-    client = Client(server.url, verbose=False, download_files=False)
+    client = connect(server.url)
     text = f"My secret diary says {marker} and nothing else."
     for api_name in ENDPOINTS:
         outcome = call(client, api_name, *with_text(api_name, text), timeout=120)

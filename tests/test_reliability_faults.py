@@ -12,7 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reliability.endpoints import VALID_CALLS, answer_problem  # noqa: E402
-from reliability.outcomes import call  # noqa: E402
+from reliability.outcomes import call, connect  # noqa: E402
 from reliability.report import record_figures  # noqa: E402
 from reliability.server import AppServer, shared_server  # noqa: E402
 
@@ -21,9 +21,7 @@ TASK_ENDPOINTS = ("/generate", "/answer", "/translate", "/classify")
 
 
 def _client(server: AppServer):
-    from gradio_client import Client
-
-    return Client(server.url, verbose=False, download_files=False)
+    return connect(server.url)
 
 
 def _hub_config(path: Path, models: dict[str, Path]) -> Path:

@@ -11,13 +11,14 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reliability.endpoints import ENDPOINTS, VALID_CALLS, answer_problem  # noqa: E402
-from reliability.outcomes import Outcome, call, summarise  # noqa: E402
+from reliability.outcomes import Outcome, call, connect, summarise  # noqa: E402
 from reliability.report import record_figures  # noqa: E402
 from reliability.server import AppServer  # noqa: E402
 
 USERS = 40                  # more than the queue holds (app.QUEUE_MAX_SIZE = 32), so "queue full" is exercised too
 DURATION_SECONDS = 35.0     # users start new requests for this long
 REQUEST_TIMEOUT_SECONDS = 90.0  # a request not answered in this time is a hang
+ARRIVAL_GAP_SECONDS = 0.1   # users arrive one after another over the first 4 s, as people opening a page do
 
 
 @pytest.fixture(scope="module")
@@ -27,10 +28,9 @@ def server() -> AppServer:
 
 
 def _user(index: int, url: str, stop_at: float, outcomes: list[Outcome], lock: threading.Lock) -> None:
-    from gradio_client import Client
-
+    time.sleep(index * ARRIVAL_GAP_SECONDS)
     try:
-        client = Client(url, verbose=False, download_files=False)
+        client = connect(url)
     except Exception as error:  # noqa: BLE001 - a user who cannot even connect is a failure to report
         with lock:
             outcomes.append(Outcome("failure", 0.0, f"user {index} could not connect: {error}"))
@@ -81,8 +81,5 @@ def test_forty_concurrent_users_get_answers_or_queue_full(server: AppServer) -> 
     assert summary.served >= USERS, f"only {summary.served} requests answered in {elapsed:.0f} s"
     assert server.alive, "the server died under load"
     # The server is still responsive afterwards.
-    from gradio_client import Client
-
-    after = call(Client(server.url, verbose=False, download_files=False), "/classify", *VALID_CALLS["/classify"],
-                 timeout=30)
+    after = call(connect(server.url), "/classify", *VALID_CALLS["/classify"], timeout=30)
     assert after.kind == "ok", after

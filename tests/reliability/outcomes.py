@@ -46,6 +46,24 @@ def is_clear_message(message: Any) -> bool:
     return not any(marker in text for marker in SILENT_ERROR_MARKERS) and 'File "' not in text
 
 
+# How long a test client waits to connect and for each HTTP answer (config, API info, queue join). gradio_client's
+# default is httpx's 5 s, which measures the test process more than the server: 40 user threads in one Python process
+# each build two SSL contexts (~55 ms, GIL held) while connecting, so a thread can sit 5 s waiting for its turn on an
+# idle server (measured: 40 clients at once, median 5.0 s, max 5.9 s). A browser waits far longer. Reads stay bounded
+# (the SSE stream gets a heartbeat every 15 s), so a server that stops answering is still caught.
+CLIENT_TIMEOUT_SECONDS = 60.0
+CLIENT_CONNECT_SECONDS = 30.0
+
+
+def connect(url: str) -> Any:
+    """A gradio_client.Client for `url` with the timeouts above; raises what gradio_client raises if it cannot."""
+    import httpx
+    from gradio_client import Client
+
+    timeout = httpx.Timeout(CLIENT_TIMEOUT_SECONDS, connect=CLIENT_CONNECT_SECONDS)
+    return Client(url, verbose=False, download_files=False, httpx_kwargs={"timeout": timeout})
+
+
 def call(client: Any, api_name: str, *args: Any, timeout: float = 60.0) -> Outcome:
     """Submit one request and wait at most `timeout` seconds; never raises for what the server did."""
     from gradio_client.exceptions import AppError, ValidationError
