@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -35,7 +36,10 @@ def test_default_config_pins_a_revision_for_every_hub_model() -> None:
     assert specs["sentiment"].model == "distilbert/distilbert-base-uncased-finetuned-sst-2-english"
     assert specs["translation.en-zh"].model == "Helsinki-NLP/opus-mt-en-zh"
     assert specs["translation.zh-en"].model == "Helsinki-NLP/opus-mt-zh-en"
-    assert all(spec.revision for spec in specs.values())
+    full_commit = re.compile(r"[0-9a-f]{40}")
+    unpinned = {key for key, spec in specs.items() if not full_commit.fullmatch(spec.revision or "")}
+    # en-zh alone follows "main" (its safetensors live in the conversion pull request; hub_models.toml says why).
+    assert unpinned == {"translation.en-zh"} and specs["translation.en-zh"].revision == "main"
     assert specs["translation.en-zh"].source_prefix == ">>cmn_Hans<< "
 
 
