@@ -193,6 +193,11 @@ def info_markdown(result: AttentionResult) -> str:
     return "\n\n".join(lines)
 
 
+RUNNING_MESSAGE = "Running… the attention view appears here when the run completes."
+INTERRUPTED_MESSAGE = ("No attention to show: the run was stopped or did not complete, and attention is captured once "
+                       "a run completes. Run it again (fewer new tokens finish sooner).")
+
+
 def _query_choices(result: AttentionResult, side: str) -> list[tuple[str, int]]:
     return [(f"{index}: {token}", index) for index, token in enumerate(result.tokens(side))]
 
@@ -237,6 +242,27 @@ class AttentionPanel:
         event.success(self.refresh, inputs=self.controls,
                       outputs=[self.info, self.prompt_panel, self.prompt] + self.controls + self.drawn, **VIEW_EVENT)
 
+    def blank_on(self, button: Any) -> Any:
+        """For a streamed task: when `button` starts a run, blank the panel first, so the text being written never
+        sits next to the previous run's attention. Returns the event to chain the run on with `.then`."""
+        return button.click(self.begin_run, outputs=[self.info, self.plot, self.html], **VIEW_EVENT)
+
+    def explain_interruptions(self, run: Any, stop: Any) -> None:
+        """Say why the panel stays blank when `run` fails or the `stop` button cancels it."""
+        run.failure(self.after_interruption, outputs=[self.info], **VIEW_EVENT)
+        stop.click(self.after_interruption, outputs=[self.info], cancels=[run], **VIEW_EVENT)
+
+    def begin_run(self, request: gr.Request) -> list[Any]:
+        """A new run: its predecessor's result is dropped and the drawing hidden until the new result is kept."""
+        self.store.discard(session_id(request), self.task)
+        return [RUNNING_MESSAGE, gr.update(visible=False), gr.update(visible=False)]
+
+    def after_interruption(self, request: gr.Request) -> Any:
+        """The run was stopped or failed: nothing was kept, so say so (unless it completed first: then keep it)."""
+        if self.store.get(session_id(request), self.task) is not None:
+            return gr.update()
+        return INTERRUPTED_MESSAGE
+
     def refresh(self, view: Any, side: Any, layer: Any, head: Any, statistic: Any, query: Any,
                 request: gr.Request) -> list[Any]:
         """After a run: new choices and ranges for every control (keeping the user's picks where valid), then draw."""
@@ -271,7 +297,8 @@ class AttentionPanel:
         """A control changed: redraw from the kept result (fast; never runs the model)."""
         result = self.store.get(session_id(request), self.task)
         if result is None:
-            message = "This result has expired (results are kept for a while per session). Run the model again."
+            message = ("No result is kept for this tab: it expired (results are kept for a while per session) or the "
+                       "last run did not complete. Run the model again.")
             return [gr.update()] * 5 + [gr.update(), gr.update(), message]
         with user_errors():
             if view not in {v.key for v in available_views(result)}:

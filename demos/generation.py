@@ -82,11 +82,12 @@ def build_tab(service: Any, store: ResultStore | None = None) -> AttentionPanel:
         yield from run_generation(service, store, prompt, max_new_tokens, temperature, top_k, top_p, seed,
                                   request, progress)
 
-    event = run.click(generate, inputs=inputs, outputs=[result_json, text], api_name="generate",
-                      api_description="Continue a prompt. Returns {'text': continuation} (JSON) and the text.",
-                      preprocess=False, **MODEL_EVENT)  # raw values: the handler checks them all, by name
+    event = panel.blank_on(run).then(
+        generate, inputs=inputs, outputs=[result_json, text], api_name="generate",
+        api_description="Continue a prompt. Returns {'text': continuation} (JSON) and the text.",
+        preprocess=False, **MODEL_EVENT)  # raw values: the handler checks them all, by name
     panel.refresh_after(event)
-    stop.click(None, cancels=[event])
+    panel.explain_interruptions(event, stop)  # Stop cancels the run: generation ends and frees the worker
     return panel
 
 

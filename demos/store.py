@@ -75,6 +75,11 @@ class ResultStore:
             self._entries.move_to_end(key)
             return result
 
+    def discard(self, session_id: str, task: str) -> None:
+        """Forget the session's result for `task` (a new run replaces it; until it completes there is none)."""
+        with self._lock:
+            self._drop((str(session_id), str(task)))
+
     def clear_session(self, session_id: str) -> None:
         """Forget every result of one session (called when its browser tab closes)."""
         with self._lock:

@@ -118,7 +118,12 @@ def test_stop_button_ends_a_long_generation(watch: PageWatch) -> None:
     stopped = output.input_value()
     page.wait_for_timeout(2500)
     assert output.input_value() == stopped, "text kept growing after Stop"
+    # The previous run's heatmap is not left next to the stopped text; the panel says why it is empty.
+    assert "No attention to show" in page.locator("#gen-info").inner_text()
+    assert not page.locator("#gen-plot").is_visible()
     set_number(page, "gen-max-new-tokens", 8)  # and the model is free again for the next run
+    page.click("#gen-run")
+    wait_for_heatmap(page, "gen", RUN_MS)
 
 
 def test_ask_answers_from_the_context_and_shows_the_fewshot_prompt(watch: PageWatch) -> None:
