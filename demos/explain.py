@@ -7,7 +7,7 @@ from typing import Any
 
 import gradio as gr
 
-from demos import MODEL_EVENT, user_errors
+from demos import MODEL_EVENT, VIEW_EVENT, user_errors
 from service import limits
 from service.validation import check_number
 from viz.explain import architecture_card_html, explain_steps, token_strip_html, verdict
@@ -79,6 +79,21 @@ def render_explanation(service: Any, text: Any, model: Any, layer: Any, head: An
     return outputs
 
 
+def slider_ranges(service: Any, model: Any = "default") -> tuple[dict[str, Any], dict[str, Any]]:
+    """Layer and head slider settings for `model`: its real ranges when the service knows them without loading it,
+    else the broad initial ranges with a note (the first run sets them)."""
+    try:
+        shape = service.explain_shape(str(model or "default"))
+    except Exception:  # noqa: BLE001 - a range hint must never break the tab
+        shape = None
+    if shape is None:
+        note = "the range is set by the model on the first run"
+        return {"maximum": INITIAL_MAX_LAYER, "info": note}, {"maximum": INITIAL_MAX_HEAD, "info": note}
+    layers, heads = shape
+    return ({"maximum": max(layers - 1, 1), "info": f"0–{layers - 1}", "interactive": layers > 1},
+            {"maximum": max(heads - 1, 1), "info": f"0–{heads - 1}", "interactive": heads > 1})
+
+
 def model_choices(service: Any) -> list[tuple[str, str]]:
     """(label, value) pairs for the model dropdown, from service.explain_models()."""
     return [(MODEL_LABELS.get(name, name), name) for name in service.explain_models()]
@@ -97,8 +112,9 @@ def build_tab(service: Any) -> None:
                               elem_id="explain-text")
             model = gr.Dropdown(model_choices(service), value="default", label="Model", elem_id="explain-model")
         with gr.Column(scale=2):
-            layer = gr.Slider(0, INITIAL_MAX_LAYER, value=0, step=1, label="Layer", elem_id="explain-layer")
-            head = gr.Slider(0, INITIAL_MAX_HEAD, value=0, step=1, label="Head", elem_id="explain-head")
+            layer_range, head_range = slider_ranges(service)  # known before any run when the config is on disk
+            layer = gr.Slider(minimum=0, value=0, step=1, label="Layer", elem_id="explain-layer", **layer_range)
+            head = gr.Slider(minimum=0, value=0, step=1, label="Head", elem_id="explain-head", **head_range)
             position = gr.Number(-1, precision=0, label="Query token (position)", elem_id="explain-position",
                                  info="index of the query token (−1 = the last token)")
             run = gr.Button("Explain", variant="primary", elem_id="explain-run")
@@ -121,6 +137,11 @@ def build_tab(service: Any) -> None:
     inputs = [text, model, layer, head, position]
     run.click(explain_view, inputs=inputs, outputs=outputs, api_name="explain_view", api_visibility="private",
               **MODEL_EVENT)
+    def ranges_for(choice):
+        layer_range, head_range = slider_ranges(service, choice)
+        return gr.update(value=0, **layer_range), gr.update(value=0, **head_range)
+
+    model.change(ranges_for, inputs=[model], outputs=[layer, head], **VIEW_EVENT)
     text.submit(explain_view, inputs=inputs, outputs=outputs, api_visibility="private", **MODEL_EVENT)
 
     def explain(text: str, layer: int, head: int, position: int) -> dict:

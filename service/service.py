@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import queue
 import threading
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from service import limits, validation
@@ -168,6 +170,25 @@ class ModelService:
         """Models the Explain tab can show: "default" (this profile's generation model), plus "minilm" (embedded)."""
         return ["default", "minilm"] if self.profile == "embedded" else ["default"]
 
+    def explain_shape(self, model: str = "default") -> tuple[int, int] | None:
+        """(layers, heads) of the model Explain would use, when known without loading it: from the loaded model, or
+        from a config.json already on disk (the converted Gemma cache, the MiniLM package). None otherwise."""
+        choice = validation.check_choice(model, "model to explain", tuple(self.explain_models()))
+        key = "minilm" if choice == "minilm" else self._key("generation")
+        with self._registry_lock:
+            loaded = self._models.get(key)
+        if loaded is not None:
+            config = loaded.model.config
+            return int(config.num_hidden_layers), int(config.num_attention_heads)
+        config_path = _config_on_disk(key)
+        if config_path is None:
+            return None
+        try:
+            config = json.loads(config_path.read_text(encoding="utf-8"))
+            return int(config["num_hidden_layers"]), int(config["num_attention_heads"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
     # --- internals ----------------------------------------------------------------------------------
     def _settings(self, max_new_tokens: Any, temperature: Any, top_k: Any, top_p: Any, seed: Any,
                   min_new_tokens: Any) -> GenerationSettings:
@@ -300,6 +321,24 @@ class ModelService:
         finally:
             stop.set()
             worker.join(timeout=_STOP_TIMEOUT_S)
+
+
+def _config_on_disk(key: str) -> Path | None:
+    """config.json of an embedded model that is already on disk (nothing is converted or downloaded to find it)."""
+    try:
+        if key == "embedded":
+            from service.embedded import converted_model_dir
+
+            path = converted_model_dir() / "config.json"
+        elif key == "minilm":
+            from service.minilm import minilm_dir
+
+            path = minilm_dir() / "config.json"
+        else:
+            return None
+    except (AtlasError, ImportError, OSError):
+        return None
+    return path if path.is_file() else None
 
 
 def _inference_mode() -> Any:

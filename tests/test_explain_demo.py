@@ -13,7 +13,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from explain_models import SENTENCE, tiny_bert, tiny_gemma  # noqa: E402
 
-from demos.explain import NUM_STEPS, build_tab, explain_json, render_explanation  # noqa: E402
+from demos.explain import INITIAL_MAX_LAYER, NUM_STEPS, build_tab, explain_json, render_explanation  # noqa: E402
+from demos.explain import slider_ranges  # noqa: E402
 from service.errors import InvalidInputError  # noqa: E402
 from service.explain import explain_attention  # noqa: E402
 
@@ -103,3 +104,21 @@ def test_explain_api_answers_through_gradio_client(service):
             client.predict(SENTENCE, 0, 0, 99, api_name="/explain")
     finally:
         demo.close()
+
+
+def test_sliders_show_the_models_real_ranges_before_the_first_run():
+    class ShapeService:
+        def explain_models(self):
+            return ["default", "minilm"]
+
+        def explain_shape(self, model="default"):
+            return {"default": (18, 4), "minilm": None}[model]
+
+    with gr.Blocks() as demo:
+        build_tab(ShapeService())
+    layer, head = (next(block for block in demo.blocks.values() if getattr(block, "elem_id", None) == elem_id)
+                   for elem_id in ("explain-layer", "explain-head"))
+    assert (layer.maximum, layer.info, head.maximum, head.info) == (17, "0–17", 3, "0–3")
+    unknown_layer, unknown_head = slider_ranges(ShapeService(), "minilm")
+    assert unknown_layer["maximum"] == INITIAL_MAX_LAYER and "first run" in unknown_layer["info"]
+    assert slider_ranges(object(), "default")[0]["maximum"] == INITIAL_MAX_LAYER  # a service without the hint

@@ -307,3 +307,22 @@ def test_fewshot_sentiment_runs_one_forward_per_request_after_the_first() -> Non
     assert result.prediction == first.prediction
     np.testing.assert_array_equal(result.decoder_attention, first.decoder_attention)
     assert loaded.model.config._attn_implementation == "sdpa"
+
+
+def test_explain_shape_is_known_without_loading_once_a_config_is_on_disk(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fresh = ModelService("tiny")
+    assert fresh.explain_shape() is None                  # nothing loaded, no config on disk: unknown, nothing loaded
+    fresh.load("generation")
+    config = fresh._models[fresh._key("generation")].model.config
+    assert fresh.explain_shape() == (config.num_hidden_layers, config.num_attention_heads)
+    # The embedded profile reads the converted model's config.json instead of loading Gemma.
+    monkeypatch.setenv("ATTENTION_ATLAS_CACHE", str(tmp_path))
+    embedded = ModelService("embedded")
+    assert embedded.explain_shape() is None
+    (tmp_path / "gemma-3-270m").mkdir()
+    (tmp_path / "gemma-3-270m" / "config.json").write_text(
+        json.dumps({"num_hidden_layers": 18, "num_attention_heads": 4}), encoding="utf-8")
+    assert embedded.explain_shape() == (18, 4) and not embedded._models
+    assert embedded.explain_shape("minilm") == (6, 12)    # the packaged MiniLM's own config
