@@ -137,6 +137,7 @@ def build_tab(service: Any) -> None:
     inputs = [text, model, layer, head, position]
     run.click(explain_view, inputs=inputs, outputs=outputs, api_name="explain_view", api_visibility="private",
               **MODEL_EVENT)
+
     def ranges_for(choice):
         layer_range, head_range = slider_ranges(service, choice)
         return gr.update(value=0, **layer_range), gr.update(value=0, **head_range)
