@@ -194,8 +194,7 @@ def info_markdown(result: AttentionResult) -> str:
 
 
 RUNNING_MESSAGE = "Running… the attention view appears here when the run completes."
-INTERRUPTED_MESSAGE = ("No attention to show: the run was stopped or did not complete, and attention is captured once "
-                       "a run completes. Run it again (fewer new tokens finish sooner).")
+FAILED_MESSAGE = "No attention to show: the run did not complete (the message above says why)."
 
 
 def _query_choices(result: AttentionResult, side: str) -> list[tuple[str, int]]:
@@ -247,21 +246,20 @@ class AttentionPanel:
         sits next to the previous run's attention. Returns the event to chain the run on with `.then`."""
         return button.click(self.begin_run, outputs=[self.info, self.plot, self.html], **VIEW_EVENT)
 
-    def explain_interruptions(self, run: Any, stop: Any) -> None:
-        """Say why the panel stays blank when `run` fails or the `stop` button cancels it."""
-        run.failure(self.after_interruption, outputs=[self.info], **VIEW_EVENT)
-        stop.click(self.after_interruption, outputs=[self.info], cancels=[run], **VIEW_EVENT)
+    def explain_failures(self, run: Any) -> None:
+        """Say why the panel stays blank when `run` fails."""
+        run.failure(self.after_failure, outputs=[self.info], **VIEW_EVENT)
 
     def begin_run(self, request: gr.Request) -> list[Any]:
         """A new run: its predecessor's result is dropped and the drawing hidden until the new result is kept."""
         self.store.discard(session_id(request), self.task)
         return [RUNNING_MESSAGE, gr.update(visible=False), gr.update(visible=False)]
 
-    def after_interruption(self, request: gr.Request) -> Any:
-        """The run was stopped or failed: nothing was kept, so say so (unless it completed first: then keep it)."""
+    def after_failure(self, request: gr.Request) -> Any:
+        """The run failed: nothing was kept, so say so (unless a result is there after all: then keep it)."""
         if self.store.get(session_id(request), self.task) is not None:
             return gr.update()
-        return INTERRUPTED_MESSAGE
+        return FAILED_MESSAGE
 
     def refresh(self, view: Any, side: Any, layer: Any, head: Any, statistic: Any, query: Any,
                 request: gr.Request) -> list[Any]:

@@ -81,15 +81,17 @@ class ModelService:
         top_p: float = 1.0,
         seed: int = 0,
         min_new_tokens: int = 0,
+        finish_early: threading.Event | None = None,
     ) -> Iterator[str | AttentionResult]:
         """Yield the continuation so far (str) after each new token, then the final AttentionResult.
 
-        Input is checked at call time. Closing the iterator early stops generation within one token and
-        releases the model before `close()` returns.
+        Input is checked at call time. Setting `finish_early` ends generation within one token and still yields the
+        AttentionResult for the text so far (a Stop button). Closing the iterator early stops generation within one
+        token, yields nothing more, and releases the model before `close()` returns (a closed tab).
         """
         validation.check_text(prompt, "prompt")
         settings = self._settings(max_new_tokens, temperature, top_k, top_p, seed, min_new_tokens)
-        return self._stream(prompt, settings)
+        return self._stream(prompt, settings, finish_early)
 
     def answer(self, context: str, question: str) -> AttentionResult:
         """Answer `question` from `context`; prediction {"answer", "start", "end", "score"},
@@ -282,7 +284,8 @@ class ModelService:
                 cached = self._models.setdefault("minilm", cached)
         return cached.model, cached.tokenizer, cached.name, cached.lock
 
-    def _stream(self, prompt: str, settings: GenerationSettings) -> Iterator[str | AttentionResult]:
+    def _stream(self, prompt: str, settings: GenerationSettings,
+                finish_early: threading.Event | None = None) -> Iterator[str | AttentionResult]:
         loaded = self._get(self._key("generation"))
         events: queue.Queue[tuple[str, Any]] = queue.Queue()
         stop = threading.Event()
@@ -297,6 +300,7 @@ class ModelService:
                         result = run_generation(
                             loaded, prompt, settings, self.max_attention_tokens,
                             on_token=lambda ids: events.put(("tokens", ids)), stop_event=stop,
+                            finish_event=finish_early,
                         )
                 events.put(("done", result))
             except BaseException as error:  # handed to the consumer thread, which re-raises it

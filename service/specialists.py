@@ -75,11 +75,13 @@ def run_generation(
     max_attention_tokens: int,
     on_token: Callable[[list[int]], None] | None = None,
     stop_event: threading.Event | None = None,
+    finish_event: threading.Event | None = None,
 ) -> AttentionResult | None:
     """Generate a continuation with sdpa, then capture attention over prompt + continuation in one eager pass.
 
-    `on_token(new_ids)` is called with all generated ids so far after each step; generation stops early once
-    `stop_event` is set, and then no result is built (returns None).
+    `on_token(new_ids)` is called with all generated ids so far after each step. Generation stops within one token
+    once `stop_event` is set, and then no result is built (returns None); once `finish_event` is set it also stops,
+    but the result is built for the text so far, with a notice.
     """
     import torch
     from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
@@ -97,7 +99,7 @@ def run_generation(
 
     class StopWhenSet(StoppingCriteria):
         def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-            stop = stop_event is not None and stop_event.is_set()
+            stop = any(event is not None and event.is_set() for event in (stop_event, finish_event))
             return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
 
     class TokenCallback(BaseStreamer):
@@ -158,6 +160,9 @@ def run_generation(
         loaded, "generation", sequence, segments, max_attention_tokens, prediction={"text": text}, prompt=prompt
     )
     result.timings = {"model": generated_at - started, "capture": time.perf_counter() - generated_at}
+    if finish_event is not None and finish_event.is_set() and len(continuation_ids) < settings.max_new_tokens:
+        result.notices.append(f"Stopped on request after {len(continuation_ids)} of {settings.max_new_tokens} new "
+                              "tokens; the attention shown is for the text written so far.")
     return result
 
 

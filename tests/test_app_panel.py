@@ -108,12 +108,12 @@ def test_a_new_run_hides_the_previous_attention_until_its_own_result_is_kept() -
     assert "Running" in info and plot["visible"] is False and html["visible"] is False
     assert store.get("session-a", "generation") is None      # a slider moved now cannot redraw the old run
     assert store.get("session-b", "generation") is not None  # other visitors keep theirs
-    # Stopped (or failed) before a result was kept: the panel says why it is empty.
-    assert "stopped" in panel.after_interruption(request("session-a"))
+    # The run failed before a result was kept: the panel says why it is empty.
+    assert "did not complete" in panel.after_failure(request("session-a"))
     assert "did not complete" in panel.redraw("heads", "decoder", 1, 0, "entropy", 0, request("session-a"))[-1]
-    # Stop pressed after the run had completed: the new result's drawing stays.
+    # A result is there after all: its drawing stays.
     store.put("session-a", "generation", decoder_result())
-    assert panel.after_interruption(request("session-a")) == gr.update()
+    assert panel.after_failure(request("session-a")) == gr.update()
 
 
 def test_out_of_range_layer_from_a_stale_page_is_clamped() -> None:

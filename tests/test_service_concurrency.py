@@ -115,3 +115,24 @@ def test_a_stream_error_reaches_the_consumer(tiny: ModelService) -> None:
     stream = tiny.stream_generate("机器学习" * 450, max_new_tokens=10)
     with pytest.raises(InvalidInputError, match="reads at most"):
         next(stream)
+
+
+def test_finishing_early_ends_generation_and_still_returns_the_attention_of_the_text_so_far(
+    tiny: ModelService,
+) -> None:
+    finish = threading.Event()
+    stream = tiny.stream_generate("Once upon a time", max_new_tokens=200, min_new_tokens=200, finish_early=finish)
+    texts = [next(stream), next(stream)]
+    finish.set()
+    rest = list(stream)
+    final = rest[-1]
+    assert isinstance(final, AttentionResult) and all(isinstance(text, str) for text in rest[:-1])
+    generated = next(segment for segment in final.segments if segment.name == "generated")
+    written = generated.end - generated.start
+    assert 2 <= written < 200, f"{written} tokens were written after Stop was asked for at the second"
+    assert final.prediction["text"].startswith(texts[-1])
+    assert final.self_attention().shape[-1] == len(final.tokens())
+    assert any("Stopped on request" in notice for notice in final.notices)
+    lock = load_tiny("generation").lock
+    assert lock.acquire(blocking=False), "the model is free once the result is out"
+    lock.release()
