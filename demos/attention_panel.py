@@ -194,7 +194,7 @@ def info_markdown(result: AttentionResult) -> str:
 
 
 RUNNING_MESSAGE = "Running… the attention view appears here when the run completes."
-FAILED_MESSAGE = "No attention to show: the run did not complete (the message above says why)."
+FAILED_MESSAGE = "No attention to show: the run did not complete (the error message says why)."
 
 
 def _query_choices(result: AttentionResult, side: str) -> list[tuple[str, int]]:

@@ -15,6 +15,7 @@ from gradio_client.exceptions import AppError
 import app
 from conftest import REPO_ROOT, InProcessApp
 from demos import qa
+from demos.generation import StopRequests, run_generation
 from demos.attention_panel import AttentionPanel
 from demos.store import ResultStore
 from service import ModelService
@@ -157,3 +158,21 @@ def test_ci_runs_make_test_and_make_test_runs_every_test() -> None:
     assert pytest_lines and all(" -m " not in line.split("-m pytest", 1)[1] for line in pytest_lines)
     assert "HF_HUB_OFFLINE=1" in pytest_lines[0]
     assert "apt-get install -y chromium" in dry_run.stdout
+
+
+def test_stop_finishes_only_the_pressing_visitors_generation_and_keeps_its_attention() -> None:
+    service, store, stops = ModelService(profile="tiny"), ResultStore(), StopRequests()
+    visitor = SimpleNamespace(session_hash="visitor")
+    other_run = stops.begin("other")  # another visitor's generation, running at the same time
+    run = run_generation(service, store, "Once upon a time", 200, 0.0, 0, 1.0, 0, visitor, lambda *a, **k: None,
+                         stops)
+    first_text = next(run)[1]
+    assert stops.stop("nobody") is False        # a Stop with no run of one's own changes nothing
+    assert stops.stop("visitor") is True
+    last_json, last_text = list(run)[-1]
+    assert not other_run.is_set(), "one visitor's Stop ended another visitor's generation"
+    result = store.get("visitor", "generation")
+    assert result is not None and last_text.startswith(first_text) and last_json["text"] == last_text
+    assert any("Stopped on request" in notice for notice in result.notices)
+    assert result.self_attention().shape[-1] == len(result.tokens()) < 200
+    assert stops.stop("visitor") is False       # the run is over: nothing left to stop
