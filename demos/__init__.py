@@ -66,3 +66,17 @@ VIEW_EVENT: dict[str, Any] = {
     "api_visibility": "private",
     "show_progress": "minimal",
 }
+
+
+def alone(build_tab: Any, title: str, service: Any) -> gr.Blocks:
+    """One tab as an app by itself (what `python -m demos.<tab>` serves): for working on a single tab."""
+    with gr.Blocks(title=f"Attention Atlas: {title}") as demo:
+        build_tab(service)
+    return demo
+
+
+def run_alone(build_tab: Any, title: str) -> None:
+    """Serve one tab by itself on the embedded profile, on Gradio's default local address."""
+    from service import ModelService
+
+    alone(build_tab, title, ModelService(profile="embedded")).queue(max_size=16).launch()

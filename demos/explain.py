@@ -7,7 +7,7 @@ from typing import Any
 
 import gradio as gr
 
-from demos import MODEL_EVENT, VIEW_EVENT, user_errors
+from demos import MODEL_EVENT, VIEW_EVENT, run_alone, user_errors
 from service import limits
 from service.validation import check_number
 from viz.explain import architecture_card_html, explain_steps, token_strip_html, verdict
@@ -157,8 +157,4 @@ def build_tab(service: Any) -> None:
 
 
 if __name__ == "__main__":
-    from service import ModelService
-
-    with gr.Blocks(title="Attention Atlas: Explain") as demo:
-        build_tab(ModelService(profile="embedded"))
-    demo.queue(max_size=16).launch()
+    run_alone(build_tab, "Explain")

@@ -7,7 +7,7 @@ from typing import Any
 
 import gradio as gr
 
-from demos import MODEL_EVENT, load_model, session_id, user_errors
+from demos import MODEL_EVENT, load_model, run_alone, session_id, user_errors
 from demos.attention_panel import AttentionPanel
 from demos.examples import QA_EXAMPLES
 from demos.store import DEFAULT_STORE, ResultStore
@@ -73,8 +73,4 @@ def build_tab(service: Any, store: ResultStore | None = None) -> AttentionPanel:
 
 
 if __name__ == "__main__":
-    from service import ModelService
-
-    with gr.Blocks(title="Attention Atlas: Ask") as demo:
-        build_tab(ModelService(profile="embedded"))
-    demo.queue(max_size=16).launch()
+    run_alone(build_tab, "Ask")

@@ -6,7 +6,7 @@ from typing import Any
 
 import gradio as gr
 
-from demos import MODEL_EVENT, load_model, session_id, user_errors
+from demos import MODEL_EVENT, load_model, run_alone, session_id, user_errors
 from demos.attention_panel import AttentionPanel
 from demos.examples import SENTIMENT_EXAMPLES
 from demos.store import DEFAULT_STORE, ResultStore
@@ -64,8 +64,4 @@ def build_tab(service: Any, store: ResultStore | None = None) -> AttentionPanel:
 
 
 if __name__ == "__main__":
-    from service import ModelService
-
-    with gr.Blocks(title="Attention Atlas: Sentiment") as demo:
-        build_tab(ModelService(profile="embedded"))
-    demo.queue(max_size=16).launch()
+    run_alone(build_tab, "Sentiment")

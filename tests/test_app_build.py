@@ -176,3 +176,16 @@ def test_stop_finishes_only_the_pressing_visitors_generation_and_keeps_its_atten
     assert any("Stopped on request" in notice for notice in result.notices)
     assert result.self_attention().shape[-1] == len(result.tokens()) < 200
     assert stops.stop("visitor") is False       # the run is over: nothing left to stop
+
+
+@pytest.mark.parametrize("module_name, title", [("generation", "Generate"), ("qa", "Ask"), ("translation", "Translate"),
+                                                ("sentiment", "Sentiment"), ("explain", "Explain")])
+def test_every_tab_also_builds_as_an_app_by_itself(module_name: str, title: str) -> None:
+    import importlib
+
+    from demos import alone
+
+    module = importlib.import_module(f"demos.{module_name}")
+    demo = alone(module.build_tab, title, ModelService(profile="tiny"))
+    assert demo.title == f"Attention Atlas: {title}"
+    assert any(getattr(block, "variant", None) == "primary" for block in demo.blocks.values())  # its run button
