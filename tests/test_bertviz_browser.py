@@ -13,7 +13,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from test_viz_support import decoder_result, encoder_decoder_result
+from viz_fixtures import decoder_result, encoder_decoder_result
 from viz import bertviz_head_view_html, bertviz_model_view_html, token_strip_html
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from test_viz_support import decoder_result, encoder_decoder_result, encoder_result, pattern, random_result, stacked
+from viz_fixtures import decoder_result, encoder_decoder_result, encoder_result, pattern, random_result, stacked
 from viz import (STATISTICS, attention_entropy, attention_rollout, first_token_share, head_statistic,
                  mean_attention_distance, plot_head_summary, plot_rollout, previous_token_score, render_token_strip,
                  token_strip_html)

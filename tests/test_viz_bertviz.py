@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from test_viz_support import decoder_result, encoder_decoder_result, random_result
+from viz_fixtures import decoder_result, encoder_decoder_result, random_result
 from viz import MAX_BERTVIZ_VALUES, bertviz_head_view_html, bertviz_model_view_html
 from viz.assets import REQUIRE_SHIM, d3_source, jquery_source
 

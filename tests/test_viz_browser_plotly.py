@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from test_viz_support import decoder_result
+from viz_fixtures import decoder_result
 from viz import plot_head
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

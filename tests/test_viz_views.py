@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from test_viz_support import decoder_result, encoder_decoder_result, encoder_result, pattern, random_result
+from viz_fixtures import decoder_result, encoder_decoder_result, encoder_result, pattern, random_result
 from viz import (plot_alignment, plot_attention_heads, plot_attention_overview, plot_cross_attention, plot_head,
                  plot_layer_heads, plot_model_overview)
 from viz.labels import display_token, display_tokens
@@ -135,13 +135,46 @@ def test_cross_view_refuses_results_without_cross_attention():
         plot_cross_attention(decoder_result(WORDS))
 
 
+def test_colour_scale_tops_at_the_largest_visible_value_for_twelve_heads():
+    # Regression: the colour maximum was overwritten by a panel's layout position (cmax ≈ 0.29 for 12 heads).
+    heads = np.full((12, 5, 5), 0.2, dtype=np.float32)  # (head, query_pos, key_pos): uniform rows
+    heads[7, 2] = [0.9, 0.025, 0.025, 0.025, 0.025]       # the largest visible value, 0.9, in one cell of head 7
+    fig = plot_attention_heads(heads, list("abcde"))
+    assert len(fig.data) == 12 and {trace.coloraxis for trace in fig.data} == {"coloraxis"}
+    assert fig.layout.coloraxis.cmax == pytest.approx(0.9, abs=1e-6)
+    one_head = plot_attention_heads(heads[7] * 0.5, list("abcde"))
+    assert one_head.layout.coloraxis.cmax == pytest.approx(0.45, abs=1e-6)
+
+
+def _panel_titles(fig) -> list[str]:
+    return [annotation.text for annotation in fig.layout.annotations if annotation.text.startswith("head")]
+
+
 def test_every_view_works_for_every_architecture_and_side():
-    result = encoder_decoder_result(["a", "b", "c"], ["x", "y"])
-    for side in ("encoder", "decoder"):
-        assert plot_layer_heads(result, 1, side).data
-        assert plot_head(result, 0, 1, side).data
-        assert plot_model_overview(result, side).data
-    assert plot_model_overview(result, "cross").data
+    source, target = ["a", "b", "c"], ["x", "y"]
+    result = encoder_decoder_result(source, target, layers=2, heads=3)
+    for side, tokens in (("encoder", source), ("decoder", target)):
+        labels = display_tokens(tokens)
+        heads = plot_layer_heads(result, 1, side)
+        assert f"{side} self-attention · layer 1" in heads.layout.title.text
+        assert len(heads.data) == 3 and _panel_titles(heads) == ["head 0", "head 1", "head 2"]
+        assert all(z_of(heads, index).shape == (len(tokens), len(tokens)) for index in range(3))
+        assert list(heads.layout.yaxis.ticktext) == labels and list(heads.layout.xaxis.ticktext) == labels
+
+        head = plot_head(result, 0, 2, side)
+        assert f"{side} self-attention · layer 0 · head 2" in head.layout.title.text
+        assert len(head.data) == 1 and z_of(head).shape == (len(tokens), len(tokens))
+        assert list(head.layout.yaxis.ticktext) == labels and list(head.layout.xaxis.ticktext) == labels
+
+        overview = plot_model_overview(result, side)
+        tile = len(tokens) + 1  # tokens + a gap
+        assert z_of(overview).shape == (2 * tile - 1, 3 * tile - 1)  # 2 layers × 3 heads of tiles
+        assert list(overview.layout.yaxis.ticktext) == ["layer 0", "layer 1"]
+        assert list(overview.layout.xaxis.ticktext) == ["head 0", "head 1", "head 2"]
+        assert side in overview.layout.title.text
+    cross = plot_model_overview(result, "cross")
+    assert z_of(cross).shape == (2 * (len(target) + 1) - 1, 3 * (len(source) + 1) - 1)
+    assert "cross" in cross.layout.title.text
     assert np.isnan(z_of(plot_head(result, 0, 0, "decoder"))[0, 1])
     assert not np.isnan(z_of(plot_head(result, 0, 0, "encoder"))).any()
 

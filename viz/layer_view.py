@@ -72,7 +72,7 @@ def plot_attention_heads(
     def build(resolution: int) -> go.Figure:
         pooled = pool_attention(attention, visible, resolution, resolution)
         z = masked_float32(pooled.values, pooled.visible)  # (head, query_block, key_block), NaN = masked
-        top = color_max if color_max is not None else _visible_max(pooled.values, pooled.visible, causal)
+        color_top = color_max if color_max is not None else _visible_max(pooled.values, pooled.visible, causal)
         max_ticks = 48 if num_heads == 1 else max(10, 40 // columns)
         y_keys, y_vals, y_text = block_axis(query_labels, pooled.row_bounds, max_ticks)
         x_keys, x_vals, x_text = block_axis(key_labels, pooled.col_bounds, max_ticks)
@@ -83,7 +83,7 @@ def plot_attention_heads(
         for head in range(num_heads):
             row, col = head // columns, head % columns
             suffix = "" if head == 0 else str(head + 1)
-            left, top = col * (width + column_gap), 1 - row * (height_share + row_gap)
+            left, panel_top = col * (width + column_gap), 1 - row * (height_share + row_gap)  # paper coordinates
             traces.append(go.Heatmap(
                 z=z[head], x=x_keys, y=y_keys, coloraxis="coloraxis", hoverongaps=False, xaxis=f"x{suffix}",
                 yaxis=f"y{suffix}", hovertemplate="query %{y}<br>key %{x}<br>weight %{z:.3f}<extra>"
@@ -94,14 +94,14 @@ def plot_attention_heads(
                 "domain": [max(0.0, left), min(1.0, left + width)], "anchor": f"y{suffix}", "tickangle": -60}
             layout[f"yaxis{suffix}"] = {
                 **category_axis(y_keys, y_vals, y_text, tick_font_size(len(y_vals)), reverse=True, show=col == 0),
-                "domain": [max(0.0, top - height_share), min(1.0, top)], "anchor": f"x{suffix}"}
+                "domain": [max(0.0, panel_top - height_share), min(1.0, panel_top)], "anchor": f"x{suffix}"}
             if num_heads > 1:  # one panel: the figure title names it
-                titles.append({"text": escape_text(head_labels[head]), "x": left + width / 2, "y": top,
+                titles.append({"text": escape_text(head_labels[head]), "x": left + width / 2, "y": panel_top,
                                "xref": "paper", "yref": "paper", "xanchor": "center", "yanchor": "bottom",
                                "showarrow": False, "font": {"size": 13}})
         fig = go.Figure(data=traces, layout={**layout, "annotations": titles})
         label = colorbar_title if not pooled.pooled else f"{colorbar_title} (summed per key block)"
-        fig.update_layout(coloraxis={"colorscale": COLOR_SCALE, "cmin": 0.0, "cmax": top,
+        fig.update_layout(coloraxis={"colorscale": COLOR_SCALE, "cmin": 0.0, "cmax": color_top,
                                      "colorbar": colorbar(label, theme)})
         notes = [note] if note else []
         if causal or window is not None:

@@ -1,4 +1,5 @@
-"""Synthetic AttentionResults with known patterns (identity, previous-token, uniform) shared by the viz tests."""
+"""Synthetic AttentionResults with known patterns (identity, previous-token, uniform) for the viz tests (a helper
+module, not tests)."""
 
 from __future__ import annotations
 
