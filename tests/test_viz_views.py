@@ -13,7 +13,7 @@ import pytest
 from viz_fixtures import decoder_result, encoder_decoder_result, encoder_result, pattern, random_result
 from viz import (plot_alignment, plot_attention_heads, plot_attention_overview, plot_cross_attention, plot_head,
                  plot_layer_heads, plot_model_overview)
-from viz.labels import display_token, display_tokens
+from viz.labels import display_token, display_tokens, wrap_lines
 
 BUDGET = 250_000
 ROOT = Path(__file__).resolve().parents[1]
@@ -234,6 +234,21 @@ def test_tokens_are_displayed_readably():
     assert display_token("<s>", special=False) == "⟨s⟩"
     assert display_token("<img>", special=False) == "<img>", "only real special tokens get ⟨⟩"
     assert display_token("<extra_id_0>", special=True) == "⟨extra_id_0⟩"
+
+
+def test_wrap_lines_packs_words_into_lines_of_the_width():
+    assert wrap_lines("attention is not an explanation", 12) == ["attention is", "not an", "explanation"]
+    assert wrap_lines("a  b\n c", 80) == ["a b c"]
+    assert wrap_lines("supercalifragilistic word", 5) == ["supercalifragilistic", "word"], "long words stay whole"
+    assert wrap_lines("   ", 10) == []
+
+
+def test_head_summary_caption_lines_fit_the_figure():
+    from viz import plot_head_summary
+
+    fig = plot_head_summary(decoder_result(WORDS), "first_token")
+    caption = next(a.text for a in fig.layout.annotations if "attention is not an explanation" in a.text)
+    assert caption.count("<br>") >= 2 and all(len(line) <= 130 for line in caption.split("<br>"))
 
 
 def test_figures_have_explicit_colours_and_a_labelled_colour_bar():

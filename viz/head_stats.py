@@ -13,7 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ._common import check_index, side_of
-from .labels import escape_text
+from .labels import escape_text, wrap_lines
 from .layer_view import plot_attention_heads
 from .style import ATTENTION_CAVEAT, COLOR_SCALE, Theme, base_layout, colorbar
 
@@ -188,16 +188,6 @@ def plot_rollout(result: "AttentionResult", layer: int | None = None, side: str 
         axis_titles=("input token", "position"), note=_wrap(escape_text(ROLLOUT_MEANING)))
 
 
-def _wrap(text: str, width: int = 130) -> str:
-    """Break long caption lines with <br> (Plotly annotations do not wrap)."""
-    lines = []
-    for paragraph in text.split("<br>"):
-        line = ""
-        for word in paragraph.split(" "):
-            if line and len(line) + 1 + len(word) > width:
-                lines.append(line)
-                line = word
-            else:
-                line = f"{line} {word}" if line else word
-        lines.append(line)
-    return "<br>".join(lines)
+def _wrap(caption: str, width: int = 130) -> str:
+    """Break each `<br>`-separated line of a Plotly caption into lines of at most `width` characters."""
+    return "<br>".join(line for paragraph in caption.split("<br>") for line in (wrap_lines(paragraph, width) or [""]))

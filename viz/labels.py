@@ -1,4 +1,5 @@
-"""Token display strings for axes, hover text and HTML: visible whitespace, ⟨special⟩ tokens, escaping, unique axis keys."""
+"""Token display strings for axes, hover text and HTML: visible whitespace, ⟨special⟩ tokens, escaping, unique axis keys,
+and line wrapping for captions (Plotly annotations and SVG text never wrap by themselves)."""
 
 from __future__ import annotations
 
@@ -79,3 +80,21 @@ def plot_labels(tokens: Sequence[str], special: Sequence[bool] | None = None,
 def axis_keys(labels: Sequence[str]) -> list[str]:
     """Unique category keys "#3 the" for escaped labels, so Plotly never merges two equal tokens into one row."""
     return [f"#{position} {label}" for position, label in enumerate(labels)]
+
+
+def wrap_lines(text: str, width: int) -> list[str]:
+    """The words of `text` packed greedily into lines of at most `width` characters ([] for blank text).
+
+    A word longer than `width` gets a line of its own rather than being cut. Whitespace runs count as one space.
+    """
+    if width < 1:
+        raise ValueError(f"width must be at least 1 character, got {width}")
+    lines: list[str] = []
+    line = ""
+    for word in text.split():
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}" if line else word
+    return lines + [line] if line else lines
