@@ -118,7 +118,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="port (default GRADIO_SERVER_PORT, else the first free port from 7860)")
     parser.add_argument("--device", choices=limits.DEVICES, default="cpu", help="where the models run")
     parser.add_argument("--hub-config", default=None, metavar="TOML",
-                        help="hub profile: a TOML file overriding service/hub_models.toml (also $ATLAS_HUB_CONFIG)")
+                        help="hub profile: a TOML file overriding service/models/hub_models.toml (also $ATLAS_HUB_CONFIG)")
     parser.add_argument("--share", action="store_true", help="also open a public gradio.live link (off by default)")
     parser.add_argument("--kept-results-mb", type=int, default=DEFAULT_STORE.max_bytes // 2**20, metavar="MB",
                         help="memory for kept results (attention of recent runs, redrawn on layer/head switches); "

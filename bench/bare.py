@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from service import limits
+from service.backends import make_backend
 from service.result import AttentionResult
 
 # Segment names the service gives to tokens the model generated (service/specialists.py, service/fewshot.py).
@@ -59,38 +61,19 @@ class BareModel:
 
 def bare_model(profile: str, key: str, device: str) -> BareModel:
     """The model `profile` runs for `key` ("generation", "qa", "sentiment", "translation.en-zh", ...), loaded
-    without the service: embedded → service.embedded.load_embedded_gemma; tiny → the seeded tiny builders;
-    hub → the pinned hub models (needs them in the Hugging Face cache, or network)."""
-    return _cached_bare_model(profile, _model_key(profile, key), device)
+    afresh from the profile's model source (the same files and loader, but none of the service's task code):
+    embedded → the converted Gemma; tiny → the seeded tiny builders; hub → the pinned hub models (needs them in the
+    Hugging Face cache, or network)."""
+    backend = make_backend(profile, device, limits.DEFAULT_MAX_ATTENTION_TOKENS)
+    keys = backend.task_keys(key.split(".")[0])
+    return _cached_bare_model(profile, key if key in keys else keys[0], device)
 
 
 @lru_cache(maxsize=None)
-def _cached_bare_model(profile: str, key: str, device: str) -> BareModel:
-    if profile == "embedded":
-        from service.embedded import load_embedded_gemma
-
-        model, tokenizer = load_embedded_gemma(device=device)
-        return BareModel(model, tokenizer, device)
-    if profile in ("tiny", "tiny-fewshot"):
-        from service.tiny import load_tiny
-
-        loaded = load_tiny(key, device)
-        return BareModel(loaded.model, loaded.tokenizer, device)
-    if profile == "hub":
-        from service.loading import load_hub_config, load_hub_model
-
-        loaded = load_hub_model(load_hub_config()[key], device)
-        return BareModel(loaded.model, loaded.tokenizer, device)
-    raise ValueError(f"unknown profile {profile!r}; use embedded, hub, tiny or tiny-fewshot")
-
-
-def _model_key(profile: str, key: str) -> str:
-    """Which model a profile uses for a task key: one few-shot model for every task, or one per task."""
-    if profile == "embedded":
-        return "embedded"
-    if profile == "tiny-fewshot":
-        return "fewshot"
-    return key
+def _cached_bare_model(profile: str, model_key: str, device: str) -> BareModel:
+    backend = make_backend(profile, device, limits.DEFAULT_MAX_ATTENTION_TOKENS)
+    loaded = backend.source.load(model_key, device, None)
+    return BareModel(loaded.model, loaded.tokenizer, device)
 
 
 def model_key_for(task: str, result: AttentionResult) -> str:

@@ -43,7 +43,7 @@ def main() -> None:
     import torch  # noqa: F401 — import cost is reported separately from the load
     import transformers  # noqa: F401
 
-    from service.embedded import load_embedded_gemma
+    from service.models.embedded import load_embedded_gemma
     imported = time.perf_counter()
     load_embedded_gemma(device=arguments.device)
     loaded = time.perf_counter()
@@ -64,7 +64,7 @@ def load_breakdown() -> dict[str, float]:
     from tokenizers import Tokenizer
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from service.embedded import converted_model_dir, verify_cache
+    from service.models.embedded import converted_model_dir, verify_cache
 
     directory = converted_model_dir()
     steps: dict[str, float] = {}

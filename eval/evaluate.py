@@ -61,8 +61,9 @@ def _read_jsonl(path: Path) -> Iterable[dict[str, Any]]:
 
 def local_runner(device: str = "cpu") -> Runner:
     sys.path.insert(0, str(EVAL_DIR.parent))
-    from service.embedded import load_embedded_gemma
-    from service.fewshot import answer_fewshot, classify_fewshot, detect_direction, translate_fewshot
+    from service.models.embedded import load_embedded_gemma
+    from service.tasks.fewshot import answer_fewshot, classify_fewshot, translate_fewshot
+    from service.text import detect_direction
 
     model, tokenizer = load_embedded_gemma(device)
 

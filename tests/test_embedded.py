@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from service import embedded
-from service.embedded import cache_dir, embedded_model_name, load_embedded_gemma, verify_cache
+from service.models import embedded
+from service.models.embedded import cache_dir, embedded_model_name, load_embedded_gemma, verify_cache
 from service.errors import ModelLoadError
 
 

@@ -6,8 +6,9 @@ import time
 
 import pytest
 
-from service.embedded import converted_model_dir, load_embedded_gemma, verify_cache
-from service.fewshot import answer_fewshot, classify_fewshot, detect_direction, translate_fewshot
+from service.models.embedded import converted_model_dir, load_embedded_gemma, verify_cache
+from service.tasks.fewshot import answer_fewshot, classify_fewshot, translate_fewshot
+from service.text import detect_direction
 
 pytestmark = pytest.mark.slow
 

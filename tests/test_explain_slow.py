@@ -14,14 +14,14 @@ TEXT = "The teacher explained attention to the class, and the students finally u
 
 @pytest.fixture(scope="module")
 def gemma():
-    from service.embedded import load_embedded_gemma
+    from service.models.embedded import load_embedded_gemma
 
     return load_embedded_gemma()
 
 
 @pytest.fixture(scope="module")
 def minilm():
-    from service.minilm import load_minilm
+    from service.models.minilm import load_minilm
 
     return load_minilm()
 

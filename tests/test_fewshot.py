@@ -12,12 +12,12 @@ from hypothesis import strategies as st
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import Gemma3ForCausalLM, Gemma3TextConfig, PreTrainedTokenizerFast
 
-from service import fewshot
-from service.fewshot import (
+from service.tasks import fewshot
+from service.text import is_cjk_ideograph
+from service.tasks.fewshot import (
     FewShotOutcome,
     answer_fewshot,
     classify_fewshot,
-    detect_direction,
     snap_to_span,
     translate_fewshot,
 )
@@ -118,7 +118,7 @@ def test_answer_prompt_holds_the_bilingual_demonstrations(tiny_gemma, tiny_token
     outcome = answer_fewshot(tiny_gemma, tiny_tokenizer, "Bob lives in Oslo.", "Where does Bob live?")
     demonstrations = [outcome.prompt[start:end] for name, start, end in outcome.segments if "demonstration" in name]
     assert len(demonstrations) == len(fewshot.QA_DEMONSTRATIONS)
-    assert any(any(fewshot._is_cjk(char) for char in text) for text in demonstrations)
+    assert any(any(is_cjk_ideograph(char) for char in text) for text in demonstrations)
     assert any(text.isascii() for text in demonstrations)
 
 
@@ -149,17 +149,6 @@ def test_translate_stops_within_the_token_budget(tiny_gemma, tiny_tokenizer):
 def test_translate_rejects_unknown_direction(tiny_gemma, tiny_tokenizer):
     with pytest.raises(ValueError, match="en-zh"):
         translate_fewshot(tiny_gemma, tiny_tokenizer, "hello", "fr-de")
-
-
-@pytest.mark.parametrize("text, direction", [
-    ("Machine learning is changing the world.", "en-zh"),
-    ("机器学习正在改变世界。", "zh-en"),
-    ("我用 Python 写代码。", "zh-en"),
-    ("The word 你好 means hello in Chinese.", "en-zh"),
-    ("12345", "en-zh"),
-])
-def test_detect_direction(text, direction):
-    assert detect_direction(text) == direction
 
 
 # --- span snapping --------------------------------------------------------------------------------------------

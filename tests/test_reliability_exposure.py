@@ -28,7 +28,7 @@ def server() -> AppServer:
 
 def _cache_file() -> Path:
     """A real file inside the model cache directory (created for the test if the cache is empty)."""
-    from service.embedded import cache_dir
+    from service.models.embedded import cache_dir
 
     directory = cache_dir()
     for candidate in sorted(directory.rglob("*.json")) if directory.exists() else []:
@@ -104,7 +104,7 @@ def _files_containing(marker: bytes, roots: list[Path], since: float) -> list[st
 
 
 def test_user_text_is_never_logged_nor_written_to_disk(server: AppServer) -> None:
-    from service.embedded import cache_dir
+    from service.models.embedded import cache_dir
 
     marker = f"atlas-private-{uuid.uuid4().hex}"
     started = time.time() - 1

@@ -35,7 +35,7 @@ def _hub_config(path: Path, models: dict[str, Path]) -> Path:
 @pytest.fixture(scope="module")
 def corrupt_qa_server(tmp_path_factory: pytest.TempPathFactory) -> AppServer:
     """The hub profile on local model snapshots: four good tiny ones, and a corrupt one for question answering."""
-    from service.tiny import save_tiny
+    from service.models.tiny import save_tiny
 
     root = tmp_path_factory.mktemp("hub-snapshots")
     models = {key: Path(save_tiny(key, str(root / key))) for key in SPECIALIST_KEYS}
@@ -70,7 +70,7 @@ def test_a_corrupt_model_cache_fails_clearly_in_its_tab_while_the_others_work(co
 
 def test_an_unreachable_hub_fails_clearly_naming_each_model(tmp_path: Path) -> None:
     """Online mode, but the Hub endpoint refuses connections: every task says which model it could not get."""
-    from service.loading import load_hub_config
+    from service.models.loading import load_hub_config
 
     specs = load_hub_config()
     env = {"HF_HOME": str(tmp_path / "hf-home"), "HF_HUB_OFFLINE": "0", "TRANSFORMERS_OFFLINE": "0",
@@ -147,7 +147,7 @@ def test_a_cancelled_generation_frees_the_worker_tiny() -> None:
 @pytest.mark.slow
 def test_a_cancelled_generation_frees_the_worker_embedded_gemma() -> None:
     """Gemma streams ~14 tokens/s on 2 cores: cancelling a 200-token run must free the model long before it ends."""
-    from service.embedded import verify_cache, converted_model_dir
+    from service.models.embedded import verify_cache, converted_model_dir
 
     if verify_cache(converted_model_dir()) is None and not os.environ.get("CI"):
         pytest.skip("the embedded Gemma cache is not converted yet (make run converts it once)")

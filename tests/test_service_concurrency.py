@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from service import AttentionResult, InvalidInputError, ModelService
-from service.tiny import load_tiny
+from service.models.tiny import load_tiny
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from service import InvalidInputError, ModelLoadError, ModelService
-from service.download import download_model, main as download_main
-from service.loading import HUB_KEYS, HubModelSpec, load_hub_config
-from service.tiny import load_tiny, save_tiny
+from service.models.download import download_model, main as download_main
+from service.models.loading import HUB_KEYS, HubModelSpec, load_hub_config
+from service.models.tiny import load_tiny, save_tiny
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,7 @@ def test_hub_profile_runs_all_tasks_from_local_snapshots(tmp_path: Path, snapsho
     assert service.classify("Great film!").prediction["label"] in ("positive", "negative")
     translated = service.translate("机器学习正在改变世界。")
     assert translated.model_name == str(snapshots["translation.zh-en"])
-    loaded = service._get("generation")
+    loaded = service.backend.model("generation")
     assert loaded.model.dtype == torch.float32 and loaded.model.config._attn_implementation == "sdpa"
 
 
@@ -89,7 +89,7 @@ def test_an_uncached_model_offline_names_the_model_the_reason_and_the_fix(
     message = str(caught.value)
     assert "nobody-here/not-a-cached-model" in message
     assert "not in the local Hugging Face cache" in message
-    assert "python -m service.download" in message and "embedded" in message
+    assert "python -m service.models.download" in message and "embedded" in message
     assert service.classify("Still works.").task == "sentiment"  # the other tasks keep working
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from service import AttentionResult, ModelService
-from service.tiny import load_tiny
+from service.models.tiny import load_tiny
 
 CONTEXT = "Richard Feynman won the Nobel Prize in Physics in 1965. He worked at Caltech in Pasadena."
 QUESTION = "Where did Feynman work?"
@@ -217,7 +217,7 @@ def test_fewshot_sliding_window_layers_see_only_recent_tokens(fewshot: ModelServ
 
 # --- few-shot attention is captured while the model runs ---------------------------------------------------
 def _fewshot_outcome(task: str, loaded):
-    from service.fewshot import answer_fewshot, classify_fewshot, translate_fewshot
+    from service.tasks.fewshot import answer_fewshot, classify_fewshot, translate_fewshot
 
     long_context = " ".join(["Marie Curie was born in Warsaw and moved to Paris."] * 3)  # past the 16-token window
     with loaded.lock, torch.inference_mode():
@@ -230,8 +230,8 @@ def _fewshot_outcome(task: str, loaded):
 
 @pytest.mark.parametrize("task", ["sentiment", "qa", "translation"])
 def test_fewshot_attention_captured_while_running_equals_a_separate_eager_pass(task: str) -> None:
-    from service import capture
-    from service.specialists import fewshot_result
+    from service.attention import capture
+    from service.backends.fewshot import fewshot_result
 
     loaded = load_tiny("fewshot")
     outcome = _fewshot_outcome(task, loaded)
@@ -255,8 +255,8 @@ def test_fewshot_attention_captured_while_running_equals_a_separate_eager_pass(t
 
 
 def test_fewshot_generation_that_hits_its_token_limit_still_gets_its_last_row() -> None:
-    from service import capture
-    from service.fewshot import _generate_line
+    from service.attention import capture
+    from service.tasks.fewshot import _generate_line
 
     loaded = load_tiny("fewshot")
     with loaded.lock, torch.inference_mode():
@@ -273,7 +273,7 @@ def test_fewshot_generation_that_hits_its_token_limit_still_gets_its_last_row() 
 
 
 def test_fewshot_attention_cap_keeps_the_last_positions_of_the_captured_rows() -> None:
-    from service.specialists import fewshot_result
+    from service.backends.fewshot import fewshot_result
 
     loaded = load_tiny("fewshot")
     outcome = _fewshot_outcome("qa", loaded)
@@ -287,7 +287,7 @@ def test_fewshot_attention_cap_keeps_the_last_positions_of_the_captured_rows() -
 
 
 def test_fewshot_sentiment_runs_one_forward_per_request_after_the_first() -> None:
-    from service.fewshot import _CALIBRATIONS
+    from service.tasks.fewshot import _CALIBRATIONS
 
     service = ModelService("tiny-fewshot")
     loaded = load_tiny("fewshot", service.device)          # the instance the service runs
@@ -315,7 +315,7 @@ def test_explain_shape_is_known_without_loading_once_a_config_is_on_disk(
     fresh = ModelService("tiny")
     assert fresh.explain_shape() is None                  # nothing loaded, no config on disk: unknown, nothing loaded
     fresh.load("generation")
-    config = fresh._models[fresh._key("generation")].model.config
+    config = fresh.backend.model(fresh.backend.generation_key).model.config
     assert fresh.explain_shape() == (config.num_hidden_layers, config.num_attention_heads)
     # The embedded profile reads the converted model's config.json instead of loading Gemma.
     monkeypatch.setenv("ATTENTION_ATLAS_CACHE", str(tmp_path))
@@ -324,5 +324,5 @@ def test_explain_shape_is_known_without_loading_once_a_config_is_on_disk(
     (tmp_path / "gemma-3-270m").mkdir()
     (tmp_path / "gemma-3-270m" / "config.json").write_text(
         json.dumps({"num_hidden_layers": 18, "num_attention_heads": 4}), encoding="utf-8")
-    assert embedded.explain_shape() == (18, 4) and not embedded._models
+    assert embedded.explain_shape() == (18, 4) and not embedded.backend.loaded_keys()
     assert embedded.explain_shape("minilm") == (6, 12)    # the packaged MiniLM's own config

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from service.tiny import byte_level_tokenizer, gemma_like_tokenizer, sentencepiece_tokenizer, wordpiece_tokenizer
-from service.tokens import CONTINUATION_MARK, decode_pieces, display_tokens, tokenizer_kind
+from service.models.tiny import byte_level_tokenizer, gemma_like_tokenizer, sentencepiece_tokenizer, wordpiece_tokenizer
+from service.attention.tokens import CONTINUATION_MARK, decode_pieces, display_tokens, tokenizer_kind
 
 MOJIBAKE = set("ÃÂâåæäçéèĠĊ▁\ufffd")
 

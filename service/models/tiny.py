@@ -11,7 +11,7 @@ import threading
 from functools import lru_cache
 from typing import Any
 
-from service.loading import LoadedModel, prepare_model
+from service.models.loading import LoadedModel, prepare_model
 from service.result import Architecture
 
 # A few English and Chinese sentences: enough for every tokenizer to learn words of both languages.

@@ -23,6 +23,8 @@ import unicodedata
 from functools import lru_cache
 from typing import Any, Literal, Sequence
 
+from service.text import is_cjk_wide
+
 CONTINUATION_MARK = "·"
 TokenizerKind = Literal["byte-level", "sentencepiece", "wordpiece", "plain"]
 
@@ -214,7 +216,7 @@ def _wordpiece_texts(pieces: list[str], first_in_run: bool) -> list[str]:
     for position, piece in enumerate(pieces):
         if piece.startswith("##"):
             texts.append(piece[2:])
-        elif (position == 0 and first_in_run) or _is_unspaced(piece) or _is_cjk(pieces[position - 1][-1:]):
+        elif (position == 0 and first_in_run) or _is_unspaced(piece) or is_cjk_wide(pieces[position - 1][-1:]):
             texts.append(piece)
         else:
             texts.append(" " + piece)
@@ -225,12 +227,4 @@ def _is_unspaced(piece: str) -> bool:
     """True for a CJK character or a punctuation mark (no space before it when shown)."""
     if len(piece) != 1:
         return False
-    return _is_cjk(piece) or unicodedata.category(piece).startswith("P")
-
-
-def _is_cjk(char: str) -> bool:
-    """True for one CJK ideograph, CJK punctuation or full-width form."""
-    if len(char) != 1:
-        return False
-    code = ord(char)
-    return 0x2E80 <= code <= 0x9FFF or 0xF900 <= code <= 0xFAFF or 0xFF00 <= code <= 0xFFEF or 0x3000 <= code <= 0x303F
+    return is_cjk_wide(piece) or unicodedata.category(piece).startswith("P")

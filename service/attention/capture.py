@@ -17,8 +17,16 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from service.loading import set_attention_kernel
+from service.models.loading import set_attention_kernel
 from service.result import Segment
+
+
+def inference_mode() -> Any:
+    """torch.inference_mode() (imported on first use). Gradio worker threads need it per call: a module-level
+    torch.set_grad_enabled(False) does not reach them."""
+    import torch
+
+    return torch.inference_mode()
 
 
 @contextmanager

@@ -32,7 +32,7 @@ _ARCHITECTURE: dict[str, Architecture] = {
     "translation.en-zh": "encoder-decoder",
     "translation.zh-en": "encoder-decoder",
 }
-DOWNLOAD_FIX = "Run `python -m service.download` once while online, or switch to the embedded profile (--profile embedded)"
+DOWNLOAD_FIX = "Run `python -m service.models.download` once while online, or switch to the embedded profile (--profile embedded)"
 
 
 @dataclass

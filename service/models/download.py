@@ -1,6 +1,6 @@
 """Pre-download every hub-profile model (safetensors only) so a laptop can run the hub profile offline.
 
-    python -m service.download [--config PATH]
+    python -m service.models.download [--config PATH]
 
 Prints, per model, where its files are and how large they are; exits 1 if any model could not be fetched.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from service.errors import AtlasError
-from service.loading import HubModelSpec, load_hub_config
+from service.models.loading import HubModelSpec, load_hub_config
 
 # Weights as safetensors, plus configuration and tokenizer files; never pickled weights (*.bin, *.pt, *.h5, ...).
 ALLOWED_FILES = [
@@ -46,7 +46,7 @@ def download_model(spec: HubModelSpec, snapshot_download: Callable[..., str] | N
 
 def main(argv: Sequence[str] | None = None, snapshot_download: Callable[..., str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Download the hub profile's models (safetensors only).")
-    parser.add_argument("--config", help="TOML overriding service/hub_models.toml per task")
+    parser.add_argument("--config", help="TOML overriding service/models/hub_models.toml per task")
     args = parser.parse_args(argv)
     try:
         specs = load_hub_config(args.config)

@@ -28,9 +28,8 @@ from typing import Any
 
 import torch
 
-from service.capture import CapturedRows, eager_attention, rows_from_generation
-
-Direction = str  # "en-zh" | "zh-en"
+from service.attention.capture import CapturedRows, eager_attention, rows_from_generation
+from service.text import Direction, is_cjk_ideograph
 
 SENTIMENT_LABELS = ("positive", "negative")
 CONTENT_FREE_INPUTS = ("N/A",)             # contextual calibration probe(s), averaged
@@ -163,13 +162,6 @@ def translate_fewshot(
     outcome = builder.finish(line.text, {"translation": line.text.strip(), "direction": direction})
     outcome.attention = line.attention
     return outcome
-
-
-def detect_direction(text: str) -> Direction:
-    """"zh-en" when the text is mostly CJK (counted against Latin letters), else "en-zh"."""
-    cjk = sum(1 for char in text if _is_cjk(char))
-    latin = sum(1 for char in text if char.isascii() and char.isalpha())
-    return "zh-en" if cjk > 0 and cjk * 3 >= latin else "en-zh"
 
 
 # --- prompt pieces -----------------------------------------------------------------------------------------
@@ -536,9 +528,3 @@ def _counts(items: list[str]) -> dict[str, int]:
     for item in items:
         counts[item] = counts.get(item, 0) + 1
     return counts
-
-
-def _is_cjk(char: str) -> bool:
-    code = ord(char)
-    return (0x4E00 <= code <= 0x9FFF or 0x3400 <= code <= 0x4DBF or 0xF900 <= code <= 0xFAFF
-            or 0x20000 <= code <= 0x2FA1F)

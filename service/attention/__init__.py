@@ -1,0 +1,1 @@
+"""How attention is captured (eager passes, rows kept while generating) and how tokens are shown."""

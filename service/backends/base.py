@@ -1,0 +1,122 @@
+"""What every backend shares: its models, loaded once per key and kept, and generation on its causal LM.
+
+A backend is one profile's way of running the tasks. `ModelService` validates every input, then delegates here;
+a backend never validates user input and never asks which profile it is.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any, Callable
+
+from service.attention.capture import inference_mode
+from service.models.loading import LoadedModel, Progress
+from service.models.sources import ModelSource
+from service.result import AttentionResult
+from service.tasks.generation import GenerationSettings, run_generation
+
+
+class Backend:
+    """A profile's models (by key, from one source) and its task runners.
+
+    Subclasses set `generation_key` and `explain_keys` ({choice: model key}) and implement answer / translate /
+    classify and `task_keys`. Every runner is called with the model's lock held and inside inference mode.
+    """
+
+    generation_key: str = "generation"
+    explain_keys: dict[str, str] = {"default": "generation"}
+
+    def __init__(self, source: ModelSource, device: str, max_attention_tokens: int) -> None:
+        self.source = source
+        self.device = device
+        self.max_attention_tokens = max_attention_tokens
+        self._models: dict[str, LoadedModel] = {}
+        self._load_locks: dict[str, threading.Lock] = {}
+        self._registry_lock = threading.Lock()
+
+    # --- tasks --------------------------------------------------------------------------------------
+    def generate(
+        self,
+        prompt: str,
+        settings: GenerationSettings,
+        on_token: Callable[[list[int]], None] | None = None,
+        stop_event: threading.Event | None = None,
+        finish_event: threading.Event | None = None,
+    ) -> AttentionResult | None:
+        """Continue `prompt` on the generation model (None only when `stop_event` was set)."""
+        loaded = self.model(self.generation_key)
+        with loaded.lock, inference_mode():
+            if stop_event is not None and stop_event.is_set():  # the caller left while waiting for the model
+                return None
+            return run_generation(loaded, prompt, settings, self.max_attention_tokens, on_token=on_token,
+                                  stop_event=stop_event, finish_event=finish_event)
+
+    def answer(self, context: str, question: str) -> AttentionResult:
+        raise NotImplementedError
+
+    def translate(self, text: str, direction: str) -> AttentionResult:
+        raise NotImplementedError
+
+    def classify(self, text: str) -> AttentionResult:
+        raise NotImplementedError
+
+    def task_keys(self, task: str) -> list[str]:
+        """Model keys a task runs on (translation: one per direction where they differ)."""
+        raise NotImplementedError
+
+    def decode(self, token_ids: list[int]) -> str:
+        """Text of generated ids, as the generation model's tokenizer writes it."""
+        return self.model(self.generation_key).tokenizer.decode(token_ids, skip_special_tokens=True)
+
+    # --- Explain ------------------------------------------------------------------------------------
+    def explain_model(self, choice: str) -> LoadedModel:
+        """The loaded model behind an Explain choice ("default", "minilm", …; checked by the caller)."""
+        return self.model(self.explain_keys[choice])
+
+    def explain_shape(self, choice: str) -> tuple[int, int] | None:
+        """(layers, heads) of an Explain choice without loading anything: the loaded config, or one on disk."""
+        key = self.explain_keys[choice]
+        with self._registry_lock:
+            loaded = self._models.get(key)
+        if loaded is not None:
+            config = loaded.model.config
+            return int(config.num_hidden_layers), int(config.num_attention_heads)
+        path = self.source.config_on_disk(key)
+        if path is None:
+            return None
+        try:
+            config = json.loads(path.read_text(encoding="utf-8"))
+            return int(config["num_hidden_layers"]), int(config["num_attention_heads"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    # --- models -------------------------------------------------------------------------------------
+    def model_name(self, key: str) -> str:
+        return self.source.name(key)
+
+    def loaded_keys(self) -> list[str]:
+        """Keys of the models loaded so far."""
+        with self._registry_lock:
+            return list(self._models)
+
+    def model(self, key: str, progress: Progress | None = None) -> LoadedModel:
+        """The loaded model for `key`, loading it once (other keys keep loading and serving meanwhile)."""
+        with self._registry_lock:
+            if key in self._models:
+                return self._models[key]
+            key_lock = self._load_locks.setdefault(key, threading.Lock())
+        with key_lock:
+            with self._registry_lock:
+                if key in self._models:
+                    return self._models[key]
+            loaded = self.source.load(key, self.device, progress)
+            with self._registry_lock:
+                self._models[key] = loaded
+            return loaded
+
+    def run(self, key: str, runner: Callable[[LoadedModel], Any]) -> Any:
+        """runner(loaded model) with the model's lock held, in inference mode."""
+        loaded = self.model(key)
+        with loaded.lock, inference_mode():
+            return runner(loaded)

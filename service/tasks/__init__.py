@@ -1,0 +1,1 @@
+"""How tasks run: one runner per task (preprocess → forward → postprocess), few-shot prompts, shared helpers."""

@@ -1,0 +1,157 @@
+"""What every task runner shares: the one AttentionResult builder, token budgets, segments and JSON-ready values."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from service.attention import capture
+from service.attention.tokens import display_tokens
+from service.models.loading import LoadedModel
+from service.result import Architecture, AttentionResult, Segment, TaskName
+
+
+def build_result(
+    loaded: LoadedModel,
+    task: TaskName,
+    architecture: Architecture,
+    prediction: dict[str, Any],
+    *,
+    encoder: tuple[list[int], np.ndarray] | None = None,
+    decoder: tuple[list[int], np.ndarray] | None = None,
+    cross_attention: np.ndarray | None = None,
+    segments: list[Segment],
+    prompt: str | None = None,
+    notices: list[str] | None = None,
+    timings: dict[str, float] | None = None,
+) -> AttentionResult:
+    """The AttentionResult of one run: display tokens from the ids, model facts from the config.
+
+    encoder / decoder: (token ids, attention (layer, head, query_pos, key_pos)) of each side the model has;
+    cross_attention: (layer, head, decoder_pos, encoder_pos). timings: {"model": s, "capture": s}.
+    """
+    sides: dict[str, Any] = {}
+    for side, pair in (("encoder", encoder), ("decoder", decoder)):
+        if pair is not None:
+            ids, attention = pair
+            tokens, special = display_tokens(loaded.tokenizer, ids)
+            sides.update({f"{side}_tokens": tokens, f"{side}_special": special, f"{side}_attention": attention})
+    num_layers = (decoder or encoder)[1].shape[0]  # type: ignore[index]
+    return AttentionResult(
+        task=task,
+        model_name=loaded.name,
+        architecture=architecture,
+        prediction=json_ready(prediction),
+        cross_attention=cross_attention,
+        segments=segments,
+        prompt=prompt,
+        notices=list(notices or []),
+        timings=dict(timings or {}),
+        layer_types=capture.layer_types_of(loaded.model.config, num_layers),
+        num_key_value_heads=capture.key_value_heads_of(loaded.model.config),
+        **sides,
+    )
+
+
+def decoder_result(
+    loaded: LoadedModel,
+    task: TaskName,
+    sequence: list[int],
+    segments: list[Segment],
+    max_attention_tokens: int,
+    prediction: dict[str, Any],
+    prompt: str | None,
+    captured: capture.CapturedRows | None = None,
+) -> AttentionResult:
+    """A causal LM's result over `sequence`; keeps the last N positions over the cap (with a notice).
+
+    The attention comes from `captured` (rows the model computed while running) when it covers `sequence`,
+    else from one eager pass over `sequence`. timings["capture"] is the time spent here.
+    """
+    import time
+
+    started = time.perf_counter()
+    total = len(sequence)
+    shown = min(total, max_attention_tokens)
+    notices = []
+    if captured is not None and captured.covers(sequence):
+        attention = capture.captured_attention(loaded.model, captured, total, keep_last=shown)  # (layer, head, N, N)
+    else:
+        attention = capture.decoder_attention(loaded.model, as_tensor(sequence, loaded.device), keep_last=shown)
+    if shown < total:
+        notices.append(capture.window_notice(shown, total))
+        segments = capture.shift_segments(segments, total - shown, shown)
+    result = build_result(
+        loaded, task, "decoder", prediction, decoder=(sequence[total - shown:], attention), segments=segments,
+        prompt=prompt, notices=notices,
+    )
+    result.timings = {"capture": time.perf_counter() - started}
+    return result
+
+
+def as_tensor(ids: list[int], device: str) -> Any:
+    """A (batch=1, seq) long tensor of token ids on `device`."""
+    import torch
+
+    return torch.tensor([ids], dtype=torch.long, device=device)  # (batch=1, seq)
+
+
+def max_positions(config: Any) -> int | None:
+    """Longest sequence the model's position embeddings allow (None when unbounded / unknown)."""
+    text_config = getattr(config, "get_text_config", lambda: config)()
+    for name in ("n_positions", "max_position_embeddings"):
+        value = getattr(text_config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def token_budget(loaded: LoadedModel, max_attention_tokens: int) -> int:
+    """Tokens an encoder input may have: the attention cap, or the model's position limit if smaller."""
+    limit = max_positions(loaded.model.config)
+    return min(max_attention_tokens, limit) if limit else max_attention_tokens
+
+
+def sequence_segments(sequence_ids: list[int | None], names: dict[int, str], side: str = "encoder") -> list[Segment]:
+    """Contiguous token spans of each input sequence (special tokens, with sequence id None, excluded)."""
+    segments = []
+    for sequence_id, name in names.items():
+        positions = [index for index, sid in enumerate(sequence_ids) if sid == sequence_id]
+        if positions:
+            segments.append(Segment(name, positions[0], positions[-1] + 1, side))  # type: ignore[arg-type]
+    return segments
+
+
+def char_spans_to_segments(
+    offsets: list[tuple[int, int]], spans: list[tuple[str, int, int]], side: str = "decoder"
+) -> list[Segment]:
+    """Token segments covering each (name, char_start, char_end) span; a token belongs where it overlaps."""
+    segments = []
+    for name, char_start, char_end in spans:
+        positions = [
+            index for index, (start, end) in enumerate(offsets)
+            if end > start and start < char_end and end > char_start
+        ]
+        if positions:
+            segments.append(Segment(name, positions[0], positions[-1] + 1, side))  # type: ignore[arg-type]
+    return segments
+
+
+def json_ready(value: Any) -> Any:
+    """Plain Python (dict, list, str, int, float, bool, None) from numpy / torch scalars and containers."""
+    if isinstance(value, dict):
+        return {str(key): json_ready(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(item) for item in value]
+    if isinstance(value, (bool, str)) or value is None:
+        return value
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        number = float(value)
+        return number if math.isfinite(number) else None
+    if hasattr(value, "item"):
+        return json_ready(value.item())
+    return str(value)
