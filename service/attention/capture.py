@@ -31,12 +31,14 @@ def inference_mode() -> Any:
 
 @contextmanager
 def eager_attention(model: Any) -> Iterator[None]:
-    """Switch `model` to the eager kernel for the duration, then back to sdpa. Hold the model's lock."""
+    """Switch `model` to the eager kernel (the one that returns attention weights) for the duration, then back to
+    the kernel it had. The one way this project switches kernels: hold the model's lock around it."""
+    previous = getattr(model.config, "_attn_implementation", None) or "sdpa"
     set_attention_kernel(model, "eager")
     try:
         yield
     finally:
-        set_attention_kernel(model, "sdpa")
+        set_attention_kernel(model, previous)
 
 
 def stack_attention(attentions: Any, keep_last: int | None = None) -> np.ndarray:
