@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from explain_models import SENTENCE, TINY_MODELS, tiny_gemma, tiny_llama  # noqa: E402
 
-from service import explain as explain_module  # noqa: E402
+from service.explain import recompute as explain_module  # noqa: E402
 from service.errors import InvalidInputError, UnsupportedError  # noqa: E402
 from service.explain import MAX_EXPLAIN_TOKENS, architecture_card, explain_attention  # noqa: E402
 
@@ -135,13 +135,13 @@ def test_unsupported_marian_is_refused():
 @pytest.mark.parametrize(
     ("layer", "head", "position", "message"),
     [
-        (3, 0, 0, r"layer 3 is out of range: the model has 3 layers \(0–2\)"),
-        (0, 4, 0, r"head 4 is out of range: each layer has 4 heads \(0–3\)"),
-        (0, 0, 14, r"position 14 is out of range: the text has 14 tokens \(0–13\)"),
-        (0, 0, -15, r"position -15 is out of range: the text has 14 tokens \(0–13\)"),
+        (3, 0, 0, r"layer must be in \[0, 2\], got 3\. The model has 3 layers\."),
+        (0, 4, 0, r"head must be in \[0, 3\], got 4\. Each layer has 4 heads\."),
+        (0, 0, 14, r"position must be in \[0, 13\], got 14\. The text has 14 tokens"),
+        (0, 0, -15, r"position must be in \[0, 13\], got -15\. The text has 14 tokens \(−1 is the last one\)"),
         (0, 0, 1.5, r"position must be a whole number"),
-        (0, 0, float("nan"), r"position must be a whole number"),
-        (-1, 0, 0, r"layer -1 is out of range"),
+        (0, 0, float("nan"), r"position must be a finite number"),
+        (-1, 0, 0, r"layer must be in \[0, 2\], got -1"),
         (0, None, 0, r"head must be a whole number"),
     ],
 )

@@ -63,8 +63,8 @@ def test_the_encoder_contrast_model_renders_too(service):
 
 @pytest.mark.parametrize(("text", "layer", "head", "position", "message"), [
     ("", 0, 0, 0, "empty"),
-    (SENTENCE, 9, 0, 0, "layer 9 is out of range: the model has 3 layers"),
-    (SENTENCE, 0, 0, 40, "position 40 is out of range: the text has 14 tokens"),
+    (SENTENCE, 9, 0, 0, r"layer must be in \[0, 2\], got 9\. The model has 3 layers"),
+    (SENTENCE, 0, 0, 40, r"position must be in \[0, 13\], got 40\. The text has 14 tokens"),
     (SENTENCE, 0, 0.5, 0, "head must be a whole number"),
     (SENTENCE, 0, 0, None, "position must be a whole number"),
 ])
@@ -100,7 +100,7 @@ def test_explain_api_answers_through_gradio_client(service):
         client = Client(demo.local_url, verbose=False)
         payload = client.predict(SENTENCE, 2, 1, -1, api_name="/explain")
         assert payload["passed"] is True and payload["layer_type"] == "sliding:4" and len(payload["tokens"]) == 14
-        with pytest.raises(Exception, match="position 99 is out of range"):
+        with pytest.raises(Exception, match=r"position must be in \[0, 13\], got 99"):
             client.predict(SENTENCE, 0, 0, 99, api_name="/explain")
     finally:
         demo.close()
