@@ -15,6 +15,21 @@ from viz.explain import (MAX_DIMS, architecture_card_html, block_diagram_svg, bl
                          token_strip_html, verdict)
 
 
+# What service.families' adapters put in ExplainResult.facts (plain data: the views need no model to read it).
+LAYER_NORM = r"\frac{h-\mu}{\sqrt{\sigma^2+\epsilon}}\odot w + b"
+FACTS = {
+    "gemma3_text": {"name": "Gemma 3", "norm_name": "RMSNorm", "norm_placement": "pre+post (sandwich)",
+                    "norm_formula": r"\frac{h}{\sqrt{\overline{h^2}+\epsilon}}\odot(1+w)", "positional": "rope",
+                    "segment_embeddings": False, "embedding_norm": False, "uses_qk_norm": True, "fused_qkv": False},
+    "gpt2": {"name": "GPT-2", "norm_name": "LayerNorm", "norm_placement": "pre-norm", "norm_formula": LAYER_NORM,
+             "positional": "learned", "segment_embeddings": False, "embedding_norm": False, "uses_qk_norm": False,
+             "fused_qkv": True},
+    "bert": {"name": "BERT / MiniLM", "norm_name": "LayerNorm", "norm_placement": "post-norm",
+             "norm_formula": LAYER_NORM, "positional": "learned", "segment_embeddings": True, "embedding_norm": True,
+             "uses_qk_norm": False, "fused_qkv": False},
+}
+
+
 def synthetic_result(tokens: int = 64, hidden: int = 640, head_dim: int = 256, heads: int = 4, kv_heads: int = 1,
                      family: str = "gemma3_text", passed: bool = True, window: int | None = None):
     """An object shaped like service.explain.ExplainResult, with random numbers (views need no model)."""
@@ -44,6 +59,7 @@ def synthetic_result(tokens: int = 64, hidden: int = 640, head_dim: int = 256, h
         model_row=row if passed else row[::-1].copy(), head_output=matrix(head_dim),
         heads_concat=matrix(heads * head_dim), attention_output=matrix(hidden), residual=matrix(hidden),
         block_output=matrix(hidden), max_abs_diff=3e-8 if passed else 0.2, passed=passed, notes=[],
+        facts=FACTS[family],
     )
 
 

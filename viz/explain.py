@@ -1,9 +1,11 @@
 """Explain views: self-attention step by step (prose, LaTeX formula, compact Plotly figure) and the architecture card.
 
-Works from an ExplainResult (service/explain.py) by duck typing and from the card dict of `architecture_card`,
-so this module never imports torch or transformers. Long vectors are cut to MAX_DIMS dimensions and every
-figure that cuts says so in its title. Token labels are escaped (Plotly renders tick text as HTML-ish markup);
-the card and diagram HTML escape every string that comes from the model or its config.
+Works from an ExplainResult (service/explain/) by duck typing and from the card dict of `architecture_card`,
+so this module never imports torch or transformers. What differs between model families (norms, positions, the
+embedding formula) comes as plain data in `result.facts` and the card: nothing here asks which family it is.
+Long vectors are cut to MAX_DIMS dimensions and every figure that cuts says so in its title. Token labels are
+escaped (Plotly renders tick text as HTML-ish markup); the card and diagram HTML escape every string that comes from
+the model or its config.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .labels import axis_keys, plot_labels
+from .labels import axis_keys, plot_labels, wrap_lines
 from .style import COLOR_SCALE, Theme, base_layout, theme_colors
 
 MAX_DIMS = 32          # dimensions shown of any vector (the rest is truncated, and labelled so)
@@ -88,25 +90,51 @@ def embedding_step(result: Any, theme: Theme = "light") -> ExplainStep:
     ids = ", ".join(str(i) for i in result.token_ids[:12]) + (" …" if len(result.token_ids) > 12 else "")
     _finish(fig, f"Tokens → ids [{ids}] → vectors ({cut})", theme, FIGURE_HEIGHT, True)
 
-    family = result.family
-    if family == "gemma3_text":
-        formula = (r"x_i = E[\mathrm{id}_i]\cdot\sqrt{D} \;(\sqrt{%d}\approx %.2f),\quad "
-                   r"X = \mathrm{RMSNorm}(h^{(%d)}) = \frac{h}{\sqrt{\overline{h^2}+\epsilon}}\odot(1+w)"
-                   % (result.hidden_size, result.embedding_scale or math.sqrt(result.hidden_size), result.layer))
-        prose = (f"Each of the {len(result.tokens)} token ids picks a row of the embedding table and Gemma multiplies "
-                 f"it by √{result.hidden_size}; layer {result.layer} normalises the residual stream with RMSNorm "
-                 "before attention (pre-norm).")
-    elif family == "gpt2":
-        formula = (r"x_i = E[\mathrm{id}_i] + P_i,\quad X = \mathrm{LayerNorm}(h^{(%d)})" % result.layer)
-        prose = (f"Each token id picks a row of the embedding table and GPT-2 adds a learned position vector; "
-                 f"layer {result.layer} applies LayerNorm before attention (pre-norm).")
-    else:
-        formula = (r"x_i = \mathrm{LayerNorm}(E[\mathrm{id}_i] + P_i%s),\quad X = h^{(%d)}"
-                   % (" + S_0" if family == "bert" else "", result.layer))
-        prose = ("Each token id picks a row of the embedding table, position (and segment) vectors are added and "
-                 f"LayerNorm applied; layer {result.layer} reads the stream as it is, because this post-norm model "
-                 "already normalised it at the end of the previous sublayer.")
+    formula, prose = _embedding_words(result)
     return ExplainStep(1, "Tokens → ids → embeddings → the layer's input", prose, formula, fig)
+
+
+def _norm_of(facts: dict[str, Any], argument: str) -> str:
+    return r"\mathrm{%s}(%s)" % (facts["norm_name"], argument)
+
+
+def _embedding_words(result: Any) -> tuple[str, str]:
+    """Step 1's formula and prose from the family's facts: scale, added position/segment vectors, norm placement."""
+    facts = result.facts
+    name, layer, hidden = facts["name"], result.layer, result.hidden_size
+    row = r"E[\mathrm{id}_i]"
+    scaled = result.embedding_scale is not None
+    if scaled:
+        row += r"\cdot\sqrt{D}"
+    added = []
+    if facts["positional"] in ("learned", "sinusoidal"):
+        added.append("P_i")
+    if facts.get("segment_embeddings"):
+        added.append("S_0")
+    embedding = " + ".join([row, *added])
+    if facts.get("embedding_norm"):
+        embedding = _norm_of(facts, embedding)
+    formula = r"x_i = " + embedding
+    if scaled:
+        formula += r" \;(\sqrt{%d}\approx %.2f)" % (hidden, result.embedding_scale)
+    prose = f"Each of the {len(result.tokens)} token ids picks a row of the embedding table"
+    if scaled:
+        prose += f" and {name} multiplies it by √{hidden}"
+    if added:
+        kind = "fixed sinusoidal" if facts["positional"] == "sinusoidal" else "learned"
+        vectors = f"a {kind} position vector" + (" and a segment vector" if facts.get("segment_embeddings") else "")
+        prose += f"; {name} adds {vectors}"
+        if facts.get("embedding_norm"):
+            prose += f" and applies {facts['norm_name']}"
+    if facts["norm_placement"] == "post-norm":
+        formula += r",\quad X = h^{(%d)}" % layer
+        prose += (f"; layer {layer} reads the stream as it is, because this post-norm model already normalised it "
+                  "at the end of the previous sublayer.")
+    else:
+        formula += r",\quad X = %s = %s" % (_norm_of(facts, "h^{(%d)}" % layer), facts["norm_formula"])
+        prose += (f"; layer {layer} normalises the residual stream with {facts['norm_name']} before attention "
+                  "(pre-norm).")
+    return formula, prose
 
 
 def qkv_step(result: Any, theme: Theme = "light") -> ExplainStep:
@@ -147,13 +175,18 @@ def qkv_step(result: Any, theme: Theme = "light") -> ExplainStep:
     if group > 1:
         prose += (f"; with grouped-query attention {group} query heads share one key/value head, so head "
                   f"{result.head} uses key/value head {result.kv_head} = ⌊{result.head}/{group}⌋")
-    if rope:
-        formula += (r",\quad q \leftarrow R_{\Theta,i}\,\mathrm{RMSNorm}(q_i),\;"
-                    r"k \leftarrow R_{\Theta,j}\,\mathrm{RMSNorm}(k_j)")
-        prose += ("; Gemma then normalises each q and k (q/k norm) and rotates them by their position (RoPE), "
-                  "so q·k depends on the distance between the tokens")
-    elif result.family == "gpt2":
-        prose += "; GPT-2 computes Q, K and V in one fused matrix (c_attn) and splits it"
+    facts = result.facts
+    qk_norm = bool(result.uses_qk_norm)
+    if rope or qk_norm:
+        query, key = ("q_i", "k_j") if not qk_norm else (_norm_of(facts, "q_i"), _norm_of(facts, "k_j"))
+        rotate_query, rotate_key = (r"R_{\Theta,i}\," if rope else "", r"R_{\Theta,j}\," if rope else "")
+        formula += r",\quad q \leftarrow %s%s,\;k \leftarrow %s%s" % (rotate_query, query, rotate_key, key)
+        steps = (["normalises each q and k (q/k norm)"] if qk_norm else []) + (
+            ["rotates them by their position (RoPE), so q·k depends on the distance between the tokens"]
+            if rope else [])
+        prose += f"; {facts['name']} then " + " and ".join(steps)
+    if facts.get("fused_qkv"):
+        prose += f"; {facts['name']} computes Q, K and V in one fused matrix and splits it"
     return ExplainStep(2, "Queries, keys and values of one head", prose + ".", formula, fig)
 
 
@@ -222,15 +255,18 @@ def output_step(result: Any, theme: Theme = "light") -> ExplainStep:
 
     output = r"o_i^{(%d)} = \sum_j a_{ij}\, v_j,\quad \mathrm{attn}_i = [o_i^{(0)};\dots;o_i^{(%d)}]\,W_O" % (
         result.head, H - 1)
-    if result.family == "gemma3_text":
-        residual = r",\quad h_i' = h_i + \mathrm{RMSNorm}(\mathrm{attn}_i)"
-        words = "Gemma normalises the attention output (RMSNorm) and adds it to the residual stream"
-    elif result.family == "gpt2":
+    facts = result.facts
+    norm, name = facts["norm_name"], facts["name"]
+    placement = facts["norm_placement"]
+    if placement == "pre+post (sandwich)":
+        residual = r",\quad h_i' = h_i + %s" % _norm_of(facts, r"\mathrm{attn}_i")
+        words = f"{name} normalises the attention output ({norm}) and adds it to the residual stream"
+    elif placement == "pre-norm":
         residual = r",\quad h_i' = h_i + \mathrm{attn}_i"
-        words = "GPT-2 adds it to the residual stream (the next LayerNorm comes before the MLP)"
+        words = f"{name} adds it to the residual stream (the next {norm} comes before the MLP)"
     else:
-        residual = r",\quad h_i' = \mathrm{LayerNorm}(h_i + \mathrm{attn}_i)"
-        words = "this post-norm model adds it to the residual stream and then applies LayerNorm"
+        residual = r",\quad h_i' = %s" % _norm_of(facts, r"h_i + \mathrm{attn}_i")
+        words = f"this post-norm model adds it to the residual stream and then applies {norm}"
     prose = (f"The weights mix the value vectors into head {result.head}'s output of {d} numbers; the {H} heads' "
              f"outputs are concatenated ({H}×{d} = {H * d}) and projected by W_O back to {result.hidden_size}; "
              f"{words}.")
@@ -336,7 +372,7 @@ def block_operations(card: dict[str, Any]) -> list[tuple[str, str]]:
 
     `branch` marks where the residual stream splits off; the next `add` joins it back.
     """
-    norm = "RMSNorm" if card.get("model_type") == "gemma3_text" else "LayerNorm"
+    norm = card.get("norm_name", "LayerNorm")
     heads = f"{card['num_heads']} heads"
     if card.get("num_key_value_heads", card["num_heads"]) < card["num_heads"]:
         heads = f"{card['num_heads']} q heads / {card['num_key_value_heads']} kv (GQA)"
@@ -401,7 +437,7 @@ def block_diagram_svg(card: dict[str, Any]) -> str:
         height = box_height + (14 if kind == "attention" and len(label) > 40 else 0)
         shapes.append(f"<rect x='{center - box_width / 2}' y='{top}' width='{box_width}' height='{height}' rx='6' "
                       f"fill='{_FILL[kind]}' stroke='#374151'/>")
-        lines = _wrap(label, 42)
+        lines = wrap_lines(label, 42)
         for index, line in enumerate(lines):
             text_y = top + height / 2 + 4 + (index - (len(lines) - 1) / 2) * 13
             shapes.append(f"<text x='{center}' y='{text_y}' text-anchor='middle' font-size='11'>"
@@ -418,17 +454,6 @@ def block_diagram_svg(card: dict[str, Any]) -> str:
             "<defs><marker id='arrow' viewBox='0 0 10 10' refX='9' refY='5' markerWidth='6' markerHeight='6' "
             "orient='auto-start-reverse'><path d='M 0 0 L 10 5 L 0 10 z' fill='#374151'/></marker></defs>"
             + "".join(shapes) + "</svg>")
-
-
-def _wrap(text: str, width: int) -> list[str]:
-    words, lines, line = text.split(" "), [], ""
-    for word in words:
-        if line and len(line) + 1 + len(word) > width:
-            lines.append(line)
-            line = word
-        else:
-            line = f"{line} {word}".strip()
-    return lines + ([line] if line else [])
 
 
 def layer_types_summary(layer_types: Sequence[str]) -> str:
