@@ -25,6 +25,7 @@ import numpy as np
 Architecture = Literal["encoder", "decoder", "encoder-decoder"]
 TaskName = Literal["generation", "qa", "translation", "sentiment", "explain"]
 TokenSide = Literal["encoder", "decoder"]
+SegmentRole = Literal["input", "output", "scaffold", "sink"]
 
 
 @dataclass(frozen=True)
@@ -32,12 +33,16 @@ class Segment:
     """A named span of tokens: demonstrations, question, context, query, generated text...
 
     `start`/`end` are token indices (end exclusive) into `encoder_tokens` or `decoder_tokens` (see `side`).
+    role: "input" (the user's own text), "output" (what the model produced), "scaffold" (instruction,
+    demonstrations and format words a few-shot prompt wraps around the input) or "sink" (the first token,
+    where heads park attention they do not need). Segments of one side never overlap.
     """
 
     name: str
     start: int
     end: int
     side: TokenSide = "decoder"
+    role: SegmentRole = "input"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

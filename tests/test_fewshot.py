@@ -58,16 +58,23 @@ def tiny_gemma(tiny_tokenizer: PreTrainedTokenizerFast) -> Gemma3ForCausalLM:
     return Gemma3ForCausalLM._from_config(config, attn_implementation="eager").eval()
 
 
+USER_FIELDS = {"text", "context", "question", "source"}
+
+
 def assert_segments_tile(outcome: FewShotOutcome) -> None:
-    """Segments cover prompt + completion in order, without gaps, and end with the completion as "answer"."""
-    names = [name for name, _, _ in outcome.segments]
-    assert names[0] == "instruction"
-    assert names[-2:] == ["query", "answer"]
-    assert [name for name in names if name.startswith("demonstration")] == [
-        f"demonstration {index}" for index in range(1, len(names) - 2)
-    ]
+    """Segments cover prompt + completion in order, without gaps: instruction, demonstrations, the query's format
+    words around the user's own fields (role input), and the completion as "answer" (role output)."""
+    names = [name for name, _, _, _ in outcome.segments]
+    assert names[0] == "instruction" and names[-1] == "answer"
+    demonstrations = [name for name in names if name.startswith("demonstration")]
+    assert demonstrations == [f"demonstration {index}" for index in range(1, len(demonstrations) + 1)]
+    query = names[1 + len(demonstrations):-1]
+    assert set(query) <= USER_FIELDS | {"format"} and query[0] == query[-1] == "format"
+    roles = {name: role for name, _, _, role in outcome.segments}
+    assert roles["answer"] == "output" and all(roles[name] == "input" for name in query if name != "format")
+    assert all(roles[name] == "scaffold" for name in ["instruction", "format", *demonstrations])
     position = 0
-    for _, start, end in outcome.segments:
+    for _, start, end, _ in outcome.segments:
         assert start == position and end >= start
         position = end
     assert position == len(outcome.prompt + outcome.completion)
@@ -88,8 +95,9 @@ def test_classify_returns_a_label_with_a_probability(tiny_gemma, tiny_tokenizer,
 
 def test_classify_prompt_ends_with_the_query_review(tiny_gemma, tiny_tokenizer):
     outcome = classify_fewshot(tiny_gemma, tiny_tokenizer, "Great\nphone")
-    name, start, end = outcome.segments[-2]
-    assert outcome.prompt[start:end] == "Review: Great phone\nSentiment:"   # newlines in user text are folded
+    _, start, end, role = next(segment for segment in outcome.segments if segment[0] == "text")
+    assert outcome.prompt[start:end] == "Great phone" and role == "input"   # newlines in user text are folded
+    assert outcome.prompt.endswith("Review: Great phone\nSentiment:")
 
 
 def test_classify_is_deterministic(tiny_gemma, tiny_tokenizer):
@@ -116,7 +124,7 @@ def test_answer_is_always_the_context_span_at_its_offsets(tiny_gemma, tiny_token
 
 def test_answer_prompt_holds_the_bilingual_demonstrations(tiny_gemma, tiny_tokenizer):
     outcome = answer_fewshot(tiny_gemma, tiny_tokenizer, "Bob lives in Oslo.", "Where does Bob live?")
-    demonstrations = [outcome.prompt[start:end] for name, start, end in outcome.segments if "demonstration" in name]
+    demonstrations = [outcome.prompt[start:end] for name, start, end, _ in outcome.segments if "demonstration" in name]
     assert len(demonstrations) == len(fewshot.QA_DEMONSTRATIONS)
     assert any(any(is_cjk_ideograph(char) for char in text) for text in demonstrations)
     assert any(text.isascii() for text in demonstrations)

@@ -89,7 +89,10 @@ def test_qa_answer_is_a_span_of_the_original_context(tiny: ModelService) -> None
     tokens = result.encoder_tokens
     assert result.encoder_attention.shape == (2, 2, len(tokens), len(tokens))
     _assert_rows_are_distributions(result.encoder_attention)
-    assert [segment.name for segment in result.segments] == ["question", "context"]
+    names = [segment.name for segment in result.segments]
+    assert names[:2] == ["first token", "question"] and "answer" in names and set(names[2:]) == {"context", "answer"}
+    answer = next(segment for segment in result.segments if segment.name == "answer")
+    assert answer.role == "output" and "".join(tokens[answer.start:answer.end]).replace("##", "").strip()
     assert all(segment.side == "encoder" for segment in result.segments)
     assert tokens[0] == "[CLS]" and result.encoder_special[0]
     _assert_json_ready(result)
@@ -102,7 +105,8 @@ def test_sentiment_gives_a_label_with_its_probability(tiny: ModelService) -> Non
     assert sum(result.prediction["scores"].values()) == pytest.approx(1.0)
     tokens = result.encoder_tokens
     assert result.encoder_attention.shape == (2, 2, len(tokens), len(tokens))
-    assert [segment.name for segment in result.segments] == ["text"]
+    assert [(segment.name, segment.role) for segment in result.segments] == [("classifier token", "output"),
+                                                                              ("text", "input")]
     _assert_json_ready(result)
 
 
@@ -150,7 +154,7 @@ def test_long_generation_keeps_the_last_positions_with_a_notice(capped: ModelSer
     assert any("last 8 of" in notice for notice in result.notices)
     row_sums = result.decoder_attention.sum(-1)  # (layer, head, query_pos)
     assert np.all(row_sums <= 1.0 + 1e-5) and np.any(row_sums < 0.99)  # attention to hidden tokens is missing
-    assert result.segments[-1] == type(result.segments[-1])("generated", 3, 8)
+    assert result.segments[-1] == type(result.segments[-1])("generated", 3, 8, role="output")
 
 
 @pytest.mark.parametrize("task", ["qa", "sentiment", "translation"])
@@ -193,8 +197,11 @@ def test_fewshot_tasks_return_decoder_attention_over_prompt_and_completion(fewsh
     assert result.prompt
     if task != "generation":
         names = [segment.name for segment in result.segments]
-        assert "query" in names and names == sorted(names, key=names.index)
+        assert names[-1] == "answer" and result.segments[-1].role == "output"
+        if not result.notices:  # the whole prompt is kept: it starts with <bos>, the sink, then the instruction
+            assert names[:2] == ["first token", "instruction"]
         assert all(0 <= s.start < s.end <= len(tokens) for s in result.segments)
+        assert all(a.end <= b.start for a, b in zip(result.segments, result.segments[1:]))  # no overlap
     _assert_json_ready(result)
 
 

@@ -210,7 +210,7 @@ def shift_segments(segments: list[Segment], dropped: int, length: int) -> list[S
         start = max(segment.start - dropped, 0)
         end = min(segment.end - dropped, length)
         if end > start:
-            shifted.append(Segment(segment.name, start, end, segment.side))
+            shifted.append(Segment(segment.name, start, end, segment.side, segment.role))
     return shifted
 
 

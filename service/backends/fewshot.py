@@ -13,7 +13,7 @@ from service.backends.base import Backend
 from service.models.loading import LoadedModel
 from service.models.sources import ModelSource
 from service.result import AttentionResult, TaskName
-from service.tasks.common import char_spans_to_segments, decoder_result
+from service.tasks.common import char_spans_to_segments, decoder_result, sink_segment
 from service.tasks.fewshot import FewShotOutcome, answer_fewshot, classify_fewshot, translate_fewshot
 
 
@@ -66,7 +66,7 @@ def fewshot_result(loaded: LoadedModel, task: TaskName, outcome: FewShotOutcome,
     encoding = loaded.tokenizer(outcome.text, return_offsets_mapping=True)  # adds <bos> like generation did
     ids = encoding["input_ids"]
     offsets = [tuple(pair) for pair in encoding["offset_mapping"]]
-    segments = char_spans_to_segments(offsets, outcome.segments)
+    segments = sink_segment(loaded.tokenizer, ids) + char_spans_to_segments(offsets, outcome.segments)
     result = decoder_result(
         loaded, task, ids, segments, max_attention_tokens, prediction=outcome.prediction,
         prompt=outcome.prompt, captured=outcome.attention,

@@ -114,9 +114,19 @@ def token_budget(loaded: LoadedModel, max_attention_tokens: int) -> int:
     return min(max_attention_tokens, limit) if limit else max_attention_tokens
 
 
+def sink_segment(tokenizer: Any, ids: list[int], side: str = "decoder") -> list[Segment]:
+    """[Segment("first token", 0, 1, role "sink")] when the sequence starts with a special token (<bos>, [CLS]),
+    else []: heads that have nothing to do park their attention there."""
+    special = set(getattr(tokenizer, "all_special_ids", []) or [])
+    return [Segment("first token", 0, 1, side, "sink")] if ids and ids[0] in special else []  # type: ignore[arg-type]
+
+
 def sequence_segments(sequence_ids: list[int | None], names: dict[int, str], side: str = "encoder") -> list[Segment]:
-    """Contiguous token spans of each input sequence (special tokens, with sequence id None, excluded)."""
+    """Contiguous token spans of each input sequence (special tokens, with sequence id None, excluded), plus the
+    first token as "first token" (role sink) when it is a special token such as [CLS]."""
     segments = []
+    if sequence_ids and sequence_ids[0] is None:
+        segments.append(Segment("first token", 0, 1, side, "sink"))  # type: ignore[arg-type]
     for sequence_id, name in names.items():
         positions = [index for index, sid in enumerate(sequence_ids) if sid == sequence_id]
         if positions:
@@ -125,18 +135,27 @@ def sequence_segments(sequence_ids: list[int | None], names: dict[int, str], sid
 
 
 def char_spans_to_segments(
-    offsets: list[tuple[int, int]], spans: list[tuple[str, int, int]], side: str = "decoder"
+    offsets: list[tuple[int, int]], spans: list[tuple[str, int, int, str]], side: str = "decoder"
 ) -> list[Segment]:
-    """Token segments covering each (name, char_start, char_end) span; a token belongs where it overlaps."""
+    """Token segments of (name, char_start, char_end, role) spans that tile a text, without overlap.
+
+    A token belongs to the span holding its last character, so " The" after "Text:" counts as the user's word,
+    not the format's; tokens without characters (<bos>) belong to none.
+    """
     segments = []
-    for name, char_start, char_end in spans:
-        positions = [
-            index for index, (start, end) in enumerate(offsets)
-            if end > start and start < char_end and end > char_start
-        ]
+    owners = [_owner(spans, end - 1) if end > start else None for start, end in offsets]
+    for index, (name, _, _, role) in enumerate(spans):
+        positions = [position for position, owner in enumerate(owners) if owner == index]
         if positions:
-            segments.append(Segment(name, positions[0], positions[-1] + 1, side))  # type: ignore[arg-type]
+            segments.append(Segment(name, positions[0], positions[-1] + 1, side, role))  # type: ignore[arg-type]
     return segments
+
+
+def _owner(spans: list[tuple[str, int, int, str]], char: int) -> int | None:
+    for index, (_, start, end, _) in enumerate(spans):
+        if start <= char < end:
+            return index
+    return None
 
 
 def json_ready(value: Any) -> Any:

@@ -24,7 +24,7 @@ import threading
 import unicodedata
 import weakref
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
@@ -42,8 +42,10 @@ SPAN_CANDIDATES_PER_STEP = 64               # constrained QA decoding looks this
 class FewShotOutcome:
     """What one few-shot call produced.
 
-    segments: (name, char_start, char_end) into `prompt + completion`, tiling it in order:
-    "instruction", "demonstration 1", …, "query", "answer" (the completion).
+    segments: (name, char_start, char_end, role) into `prompt + completion`, tiling it in order:
+    "instruction", "demonstration 1", …, then the query: the user's own text ("text"; "context" and "question";
+    "source") between pieces of the task's "format" ("Review: ", "\nSentiment:"), then "answer" (the completion).
+    role: "scaffold" (instruction, demonstrations, format), "input" (the user's text) or "output" (the answer).
     attention: what the model computed while producing the completion (None unless capture_attention):
     rows over `attention.token_ids` = the prompt's ids + the completion's generated ids.
     """
@@ -51,7 +53,7 @@ class FewShotOutcome:
     prompt: str
     completion: str
     prediction: dict[str, Any]
-    segments: list[tuple[str, int, int]] = field(default_factory=list)
+    segments: list[tuple[str, int, int, str]] = field(default_factory=list)
     attention: CapturedRows | None = field(default=None, compare=False, repr=False)
 
     @property
@@ -93,17 +95,20 @@ LANGUAGE_NAMES = {"en": "English", "zh": "Chinese"}
 
 # --- public task functions --------------------------------------------------------------------------------
 
-def classify_fewshot(model: Any, tokenizer: Any, text: str, capture_attention: bool = True) -> FewShotOutcome:
+def classify_fewshot(model: Any, tokenizer: Any, text: str, capture_attention: bool = True,
+                     demonstrations: Sequence[tuple[str, str]] | None = None) -> FewShotOutcome:
     """Positive / negative with a calibrated score in [0, 1] (probability of the chosen label).
 
-    One forward per request (the content-free calibration is computed once per model and tokenizer).
+    demonstrations: (review, label) pairs shown before the query; None = SENTIMENT_DEMONSTRATIONS, () = zero-shot.
+    One forward per request (the content-free calibration is computed once per model, tokenizer and prompt prefix).
     """
     builder = _PromptBuilder()
     builder.add("instruction", SENTIMENT_INSTRUCTION)
-    for index, (review, label) in enumerate(SENTIMENT_DEMONSTRATIONS, start=1):
+    chosen = SENTIMENT_DEMONSTRATIONS if demonstrations is None else demonstrations
+    for index, (review, label) in enumerate(chosen, start=1):
         builder.add(f"demonstration {index}", _sentiment_block(review, label) + "\n")
     query_prefix = builder.text
-    builder.add("query", _sentiment_block(text, None))
+    builder.add_fields(("format", "Review: "), ("text", _one_line(text)), ("format", "\nSentiment:"))
     prompt = builder.text
 
     with _kernel_for(model, capture_attention):
@@ -119,14 +124,20 @@ def classify_fewshot(model: Any, tokenizer: Any, text: str, capture_attention: b
 
 
 def answer_fewshot(
-    model: Any, tokenizer: Any, context: str, question: str, capture_attention: bool = True
+    model: Any, tokenizer: Any, context: str, question: str, capture_attention: bool = True,
+    demonstrations: Sequence[tuple[str, str, str]] | None = None,
 ) -> FewShotOutcome:
-    """Extractive QA: generate an answer, then snap it to the best-matching span so context[start:end] == answer."""
+    """Extractive QA: generate an answer, then snap it to the best-matching span so context[start:end] == answer.
+
+    demonstrations: (context, question, answer) triples; None = QA_DEMONSTRATIONS, () = zero-shot.
+    """
     builder = _PromptBuilder()
     builder.add("instruction", QA_INSTRUCTION)
-    for index, (demo_context, demo_question, demo_answer) in enumerate(QA_DEMONSTRATIONS, start=1):
+    chosen = QA_DEMONSTRATIONS if demonstrations is None else demonstrations
+    for index, (demo_context, demo_question, demo_answer) in enumerate(chosen, start=1):
         builder.add(f"demonstration {index}", _qa_block(demo_context, demo_question, demo_answer) + "\n")
-    builder.add("query", _qa_block(context, question, None))
+    builder.add_fields(("format", "Text: "), ("context", _one_line(context)), ("format", "\nQuestion: "),
+                       ("question", _one_line(question)), ("format", "\nAnswer:"))
     prompt = builder.text
 
     limit = min(_token_count(tokenizer, context) + 1, QA_MAX_ANSWER_TOKENS)
@@ -143,18 +154,24 @@ def answer_fewshot(
 
 
 def translate_fewshot(
-    model: Any, tokenizer: Any, text: str, direction: Direction, capture_attention: bool = True
+    model: Any, tokenizer: Any, text: str, direction: Direction, capture_attention: bool = True,
+    demonstrations: Sequence[tuple[str, str]] | None = None,
 ) -> FewShotOutcome:
-    """Translate English → Chinese ("en-zh") or Chinese → English ("zh-en")."""
+    """Translate English → Chinese ("en-zh") or Chinese → English ("zh-en").
+
+    demonstrations: (English, Chinese) pairs; None = TRANSLATION_PAIRS, () = zero-shot.
+    """
     if direction not in TRANSLATION_INSTRUCTION:
         raise ValueError(f"direction must be 'en-zh' or 'zh-en', got {direction!r}")
     source, target = direction.split("-")
     builder = _PromptBuilder()
     builder.add("instruction", TRANSLATION_INSTRUCTION[direction])
-    for index, pair in enumerate(TRANSLATION_PAIRS, start=1):
+    chosen = TRANSLATION_PAIRS if demonstrations is None else demonstrations
+    for index, pair in enumerate(chosen, start=1):
         texts = {"en": pair[0], "zh": pair[1]}
         builder.add(f"demonstration {index}", _translation_block(source, texts[source], target, texts[target]) + "\n")
-    builder.add("query", _translation_block(source, text, target, None))
+    builder.add_fields(("format", f"{LANGUAGE_NAMES[source]}: "), ("source", _one_line(text)),
+                       ("format", f"\n{LANGUAGE_NAMES[target]}:"))
     prompt = builder.text
 
     limit = min(2 * _token_count(tokenizer, text) + 10, MAX_NEW_TOKENS_CAP)
@@ -187,19 +204,26 @@ def _one_line(text: str) -> str:
 
 
 class _PromptBuilder:
-    """Concatenates named pieces and remembers their character spans."""
+    """Concatenates named pieces and remembers their character spans and roles: the only source of segment
+    boundaries (never a string search in decoded tokens, which a demonstration repeating the input would fool)."""
 
     def __init__(self) -> None:
         self.text = ""
-        self.segments: list[tuple[str, int, int]] = []
+        self.segments: list[tuple[str, int, int, str]] = []
 
-    def add(self, name: str, piece: str) -> None:
-        self.segments.append((name, len(self.text), len(self.text) + len(piece)))
+    def add(self, name: str, piece: str, role: str = "scaffold") -> None:
+        if piece:
+            self.segments.append((name, len(self.text), len(self.text) + len(piece), role))
         self.text += piece
+
+    def add_fields(self, *pieces: tuple[str, str]) -> None:
+        """The query: "format" pieces are scaffold, every other named piece is the user's input."""
+        for name, piece in pieces:
+            self.add(name, piece, "scaffold" if name == "format" else "input")
 
     def finish(self, completion: str, prediction: dict[str, Any]) -> FewShotOutcome:
         segments = list(self.segments)
-        segments.append(("answer", len(self.text), len(self.text) + len(completion)))
+        segments.append(("answer", len(self.text), len(self.text) + len(completion), "output"))
         return FewShotOutcome(prompt=self.text, completion=completion, prediction=prediction, segments=segments)
 
 

@@ -16,7 +16,7 @@ from service import limits
 from service.errors import InvalidInputError
 from service.models.loading import LoadedModel
 from service.result import AttentionResult, Segment
-from service.tasks.common import as_tensor, decoder_result, max_positions
+from service.tasks.common import as_tensor, decoder_result, max_positions, sink_segment
 
 # torch's global RNG is shared by all threads: sampling requests hold this lock from seeding to the last token.
 _SAMPLING_RNG_LOCK = threading.Lock()
@@ -125,7 +125,11 @@ def run_generation(
     sequence = output[0].tolist()  # prompt + generated ids
     continuation_ids = sequence[len(prompt_ids):]
     text = tokenizer.decode(continuation_ids, skip_special_tokens=True)
-    segments = [Segment("prompt", 0, len(prompt_ids)), Segment("generated", len(prompt_ids), len(sequence))]
+    sink = sink_segment(tokenizer, sequence)
+    segments = sink + [
+        Segment("prompt", len(sink), len(prompt_ids)),
+        Segment("generated", len(prompt_ids), len(sequence), role="output"),
+    ]
     result = decoder_result(
         loaded, "generation", sequence, segments, max_attention_tokens, prediction={"text": text}, prompt=prompt
     )

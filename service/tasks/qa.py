@@ -1,7 +1,8 @@
 """Extractive QA on an encoder (DistilBERT SQuAD): the best answer span of the context, with character offsets.
 
 preprocess (question + context, truncated to the budget) → forward (start/end logits, attention in the same eager
-pass) → postprocess (best span start ≤ end inside the context; segments question / context).
+pass) → postprocess (best span start ≤ end inside the context; segments question / context, the answer span cut out of
+the context as role output).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import numpy as np
 from service.attention import capture
 from service.errors import InvalidInputError
 from service.models.loading import LoadedModel
-from service.result import AttentionResult
+from service.result import AttentionResult, Segment
 from service.tasks.common import as_tensor, build_result, sequence_segments, token_budget
 
 MAX_ANSWER_TOKENS = 30
@@ -52,7 +53,7 @@ def run_qa(loaded: LoadedModel, context: str, question: str, max_attention_token
         "end": char_end,
         "score": score,
     }
-    segments = sequence_segments(sequence_ids, {0: "question", 1: "context"})
+    segments = split_around_answer(sequence_segments(sequence_ids, {0: "question", 1: "context"}), start, end + 1)
     notices = [capture.truncation_notice(len(ids))] if full_length > len(ids) else []
     return build_result(
         loaded, "qa", "encoder", prediction, encoder=(ids, attention), segments=segments, notices=notices,
@@ -82,3 +83,15 @@ def _masked_softmax(logits: np.ndarray, allowed: np.ndarray) -> np.ndarray:
     masked = masked - masked[allowed].max()
     weights = np.where(allowed, np.exp(masked), 0.0)
     return weights / weights.sum()
+
+
+def split_around_answer(segments: list[Segment], start: int, end: int) -> list[Segment]:
+    """The context segment cut into context / answer (tokens start..end-1, role output) / context."""
+    pieces = []
+    for segment in segments:
+        if segment.name != "context" or not (segment.start <= start < end <= segment.end):
+            pieces.append(segment)
+            continue
+        pieces += [Segment("context", segment.start, start, "encoder"), Segment("answer", start, end, "encoder", "output"),
+                   Segment("context", end, segment.end, "encoder")]
+    return [piece for piece in pieces if piece.end > piece.start]

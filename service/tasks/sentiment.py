@@ -1,7 +1,7 @@
 """Sentiment on a sequence classifier (DistilBERT SST-2): positive / negative with its probability.
 
 preprocess (truncate to the budget) → forward (logits and attention in one eager pass) → postprocess (softmax,
-label names from the config; segment text).
+label names from the config; segments: the classifier token, role output, and the text).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import numpy as np
 
 from service.attention import capture
 from service.models.loading import LoadedModel
-from service.result import AttentionResult
+from service.result import AttentionResult, Segment
 from service.tasks.common import as_tensor, build_result, sequence_segments, token_budget
 
 
@@ -43,7 +43,7 @@ def run_sentiment(loaded: LoadedModel, text: str, max_attention_tokens: int) -> 
     notices = [capture.truncation_notice(len(ids))] if full_length > len(ids) else []
     return build_result(
         loaded, "sentiment", "encoder", prediction, encoder=(ids, attention),
-        segments=sequence_segments(sequence_ids, {0: "text"}), notices=notices,
+        segments=classifier_token(sequence_segments(sequence_ids, {0: "text"})), notices=notices,
         timings={"model": forwarded_at - started, "capture": time.perf_counter() - forwarded_at},
     )
 
@@ -57,3 +57,9 @@ def _sentiment_label(config: Any, index: int, count: int) -> str:
     if count == 2:  # LABEL_0 / LABEL_1 of binary sentiment models: 0 = negative
         return "positive" if index == 1 else "negative"
     return name or f"label {index}"
+
+
+def classifier_token(segments: list[Segment]) -> list[Segment]:
+    """The first token ([CLS]) is the one the classification head reads: role output, not a sink."""
+    return [Segment("classifier token", 0, 1, "encoder", "output") if segment.role == "sink" else segment
+            for segment in segments]

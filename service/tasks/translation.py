@@ -41,7 +41,9 @@ def run_translation(
         notices.append(f"Translation stopped at {max_new_tokens} tokens.")
     prefix_tokens = len(tokenizer(source_prefix, add_special_tokens=False)["input_ids"]) if source_prefix else 0
     text_end = len(ids) - 1 if ids and ids[-1] in set(getattr(tokenizer, "all_special_ids", [])) else len(ids)
-    segments = [Segment("source", min(prefix_tokens, text_end), text_end, "encoder"), Segment("translation", 1, len(target))]
+    segments = [Segment("source", min(prefix_tokens, text_end), text_end, "encoder"),
+                Segment("first token", 0, 1, "decoder", "sink"),  # the decoder start token
+                Segment("translation", 1, len(target), "decoder", "output")]
     return build_result(
         loaded, "translation", "encoder-decoder", {"translation": translation, "direction": direction},
         encoder=(ids, attention.encoder), decoder=(target, attention.decoder), cross_attention=attention.cross,
