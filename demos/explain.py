@@ -21,7 +21,6 @@ EXAMPLES = [
 # Display math only with $$ … $$: a single $ is too common in user text to mean LaTeX.
 LATEX_DELIMITERS = [{"left": "$$", "right": "$$", "display": True}]
 MODEL_LABELS = {
-    "default": "Default: this profile's decoder (embedded Gemma-3-270M)",
     "minilm": "MiniLM-L6 (BERT encoder, bidirectional)",
 }
 NUM_STEPS = 5
@@ -94,9 +93,20 @@ def slider_ranges(service: Any, model: Any = "default") -> tuple[dict[str, Any],
             {"maximum": max(heads - 1, 1), "info": f"0–{heads - 1}", "interactive": heads > 1})
 
 
+def default_model_label(service: Any) -> str:
+    """The "default" choice, naming the model this profile really explains (its generation model), read from the
+    service without loading anything."""
+    try:
+        name = service.model_name("generation")
+    except Exception:  # noqa: BLE001 - a label must never break the tab; a service without the method says less
+        return "Default: this profile's generation model"
+    return f"Default: this profile's generation model ({name})"
+
+
 def model_choices(service: Any) -> list[tuple[str, str]]:
     """(label, value) pairs for the model dropdown, from service.explain_models()."""
-    return [(MODEL_LABELS.get(name, name), name) for name in service.explain_models()]
+    return [(default_model_label(service) if name == "default" else MODEL_LABELS.get(name, name), name)
+            for name in service.explain_models()]
 
 
 def build_tab(service: Any) -> None:

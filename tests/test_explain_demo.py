@@ -122,3 +122,28 @@ def test_sliders_show_the_models_real_ranges_before_the_first_run():
     unknown_layer, unknown_head = slider_ranges(ShapeService(), "minilm")
     assert unknown_layer["maximum"] == INITIAL_MAX_LAYER and "first run" in unknown_layer["info"]
     assert slider_ranges(object(), "default")[0]["maximum"] == INITIAL_MAX_LAYER  # a service without the hint
+
+
+def _explain_tab_text(demo: gr.Blocks) -> str:
+    """Every label, choice, info and Markdown value of the built tab, as one string."""
+    parts: list[str] = []
+    for block in demo.blocks.values():
+        for name in ("label", "info", "value"):
+            value = getattr(block, name, None)
+            if isinstance(value, str):
+                parts.append(value)
+        for choice in getattr(block, "choices", None) or []:
+            parts.extend(str(item) for item in (choice if isinstance(choice, (tuple, list)) else [choice]))
+    return "\n".join(parts)
+
+
+def test_the_tab_names_the_model_the_profile_really_explains():
+    """Regression: the model choice said "embedded Gemma-3-270M" on every profile (the hub one explains GPT-2)."""
+    from service import ModelService
+
+    tiny = ModelService(profile="tiny")                    # its generation model is a tiny GPT-2
+    with gr.Blocks() as demo:
+        build_tab(tiny)
+    text = _explain_tab_text(demo)
+    assert tiny.model_name("generation") in text
+    assert "gemma" not in text.lower()
