@@ -7,6 +7,7 @@ import threading
 from typing import Any, Iterator
 
 from service import limits, validation
+from service.errors import InvalidInputError, UnsupportedError
 from service.attention.capture import inference_mode
 from service.backends import make_backend
 from service.models.loading import Progress, resolve_device
@@ -15,6 +16,14 @@ from service.tasks.generation import GenerationSettings
 from service.text import detect_direction
 
 _STOP_TIMEOUT_S = 60.0
+# task → (method, (required fields, optional fields)) for run_task
+_TASK_FIELDS: dict[str, tuple[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
+    "generation": ("generate", (("prompt",), ("max_new_tokens", "temperature", "top_k", "top_p", "seed",
+                                               "min_new_tokens"))),
+    "qa": ("answer", (("context", "question"), ())),
+    "translation": ("translate", (("text",), ("direction",))),
+    "sentiment": ("classify", (("text",), ())),
+}
 
 
 class ModelService:
@@ -84,14 +93,14 @@ class ModelService:
         settings = self._settings(max_new_tokens, temperature, top_k, top_p, seed, min_new_tokens)
         return self._stream(prompt, settings, finish_early)
 
-    def answer(self, context: str, question: str) -> AttentionResult:
+    def answer(self, context: str, question: str, zero_shot: bool = False) -> AttentionResult:
         """Answer `question` from `context`; prediction {"answer", "start", "end", "score"},
-        with context[start:end] == answer."""
+        with context[start:end] == answer. zero_shot: leave the demonstrations out (few-shot profiles)."""
         validation.check_text(context, "context", limits.MAX_CONTEXT_CHARS)
         validation.check_text(question, "question", limits.MAX_INPUT_CHARS)
-        return self.backend.answer(context, question)
+        return self.backend.answer(context, question, zero_shot=self._zero_shot(zero_shot))
 
-    def translate(self, text: str, direction: str = "auto") -> AttentionResult:
+    def translate(self, text: str, direction: str = "auto", zero_shot: bool = False) -> AttentionResult:
         """Translate between English and Chinese; prediction {"translation", "direction"}.
 
         direction: "auto" (service.text.detect_direction: zh-en when Han characters are at least as many as Latin
@@ -99,12 +108,32 @@ class ModelService:
         """
         validation.check_text(text, "text")
         direction = validation.check_direction(direction)
-        return self.backend.translate(text, detect_direction(text) if direction == "auto" else direction)
+        return self.backend.translate(text, detect_direction(text) if direction == "auto" else direction,
+                                      zero_shot=self._zero_shot(zero_shot))
 
-    def classify(self, text: str) -> AttentionResult:
+    def classify(self, text: str, zero_shot: bool = False) -> AttentionResult:
         """Sentiment of `text`; prediction {"label": "positive" | "negative", "score": float in [0, 1], ...}."""
         validation.check_text(text, "text")
-        return self.backend.classify(text)
+        return self.backend.classify(text, zero_shot=self._zero_shot(zero_shot))
+
+    def run_task(self, task: str, inputs: dict[str, Any], zero_shot: bool = False) -> AttentionResult:
+        """Run `task` ("generation", "qa", "translation", "sentiment") on `inputs`, the task method's keyword
+        arguments (e.g. {"context": ..., "question": ...}); unknown or missing fields are refused by name."""
+        task = validation.check_task(task)
+        method, fields = _TASK_FIELDS[task]
+        inputs = validation.check_fields(inputs, fields[0], fields[1], task)
+        if zero_shot:
+            inputs["zero_shot"] = True
+        return getattr(self, method)(**inputs)
+
+    def compare_shots(self, task: str, inputs: dict[str, Any]) -> tuple[AttentionResult, AttentionResult]:
+        """(few-shot result, zero-shot result) of the same input: the demonstrations' effect on real numbers.
+        Few-shot profiles only; one more model call than the task alone."""
+        if validation.check_task(task) == "generation":
+            raise UnsupportedError("Generation has no demonstrations to leave out. Compare qa, translation or "
+                                   "sentiment.")
+        self._zero_shot(True)
+        return self.run_task(task, inputs), self.run_task(task, inputs, zero_shot=True)
 
     def explain(self, text: str, layer: int, head: int, position: int, model: str = "default") -> Any:
         """Explain one attention head's computation at one position (see service/explain/)."""
@@ -141,6 +170,16 @@ class ModelService:
         return self.backend.explain_shape(self._explain_choice(model))
 
     # --- internals ----------------------------------------------------------------------------------
+    def _zero_shot(self, zero_shot: Any) -> bool:
+        if not isinstance(zero_shot, bool):
+            raise InvalidInputError("zero_shot must be true or false.")
+        if zero_shot and not self.backend.supports_zero_shot:
+            raise UnsupportedError(
+                f"The {self.profile} profile runs fine-tuned task models that read no demonstrations, so there is no "
+                "zero-shot version to compare. Use the embedded profile (few-shot prompting) for this."
+            )
+        return zero_shot
+
     def _explain_choice(self, model: str) -> str:
         return validation.check_choice(model, "model to explain", tuple(self.explain_models()))
 

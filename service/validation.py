@@ -97,3 +97,18 @@ def check_index(value: Any, field: str, size: int) -> int:
     if size <= 0:
         raise InvalidInputError(f"There is no {field} to choose from.")
     return int(check_number(value, field, 0, size - 1, integer=True))
+
+
+def check_fields(inputs: Any, required: tuple[str, ...], optional: tuple[str, ...], task: str) -> dict[str, Any]:
+    """A copy of `inputs` (a dict) holding every required field and only known ones, else a clear error."""
+    if not isinstance(inputs, dict):
+        raise InvalidInputError(f"The inputs of {task} must be an object with the fields {', '.join(required)}.")
+    unknown = sorted(str(name) for name in inputs if name not in required + optional)
+    if unknown:
+        raise InvalidInputError(f"{task} has no input named {_short(unknown[0])}; it takes "
+                                f"{', '.join(required + optional)}.")
+    missing = [name for name in required if name not in inputs]
+    if missing:
+        raise InvalidInputError(f"{task} needs {', '.join(missing)}: add {'it' if len(missing) == 1 else 'them'} "
+                                "to the inputs.")
+    return dict(inputs)

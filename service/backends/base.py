@@ -26,6 +26,7 @@ class Backend:
 
     generation_key: str = "generation"
     explain_keys: dict[str, str] = {"default": "generation"}
+    supports_zero_shot: bool = False      # whether the tasks read demonstrations that `zero_shot=True` leaves out
 
     def __init__(self, source: ModelSource, device: str, max_attention_tokens: int) -> None:
         self.source = source
@@ -52,13 +53,13 @@ class Backend:
             return run_generation(loaded, prompt, settings, self.max_attention_tokens, on_token=on_token,
                                   stop_event=stop_event, finish_event=finish_event)
 
-    def answer(self, context: str, question: str) -> AttentionResult:
+    def answer(self, context: str, question: str, zero_shot: bool = False) -> AttentionResult:
         raise NotImplementedError
 
-    def translate(self, text: str, direction: str) -> AttentionResult:
+    def translate(self, text: str, direction: str, zero_shot: bool = False) -> AttentionResult:
         raise NotImplementedError
 
-    def classify(self, text: str) -> AttentionResult:
+    def classify(self, text: str, zero_shot: bool = False) -> AttentionResult:
         raise NotImplementedError
 
     def task_keys(self, task: str) -> list[str]:

@@ -26,19 +26,26 @@ class FewShotBackend(Backend):
         self.generation_key = model_key
         self.explain_keys = {"default": model_key, **(explain_keys or {})}
 
-    def answer(self, context: str, question: str) -> AttentionResult:
-        result = self._run("qa", lambda loaded: answer_fewshot(loaded.model, loaded.tokenizer, context, question))
+    supports_zero_shot = True
+
+    def answer(self, context: str, question: str, zero_shot: bool = False) -> AttentionResult:
+        shown = () if zero_shot else None
+        result = self._run("qa", lambda loaded: answer_fewshot(loaded.model, loaded.tokenizer, context, question,
+                                                               demonstrations=shown))
         result.prediction = _with_offsets(result.prediction, context)
         return result
 
-    def translate(self, text: str, direction: str) -> AttentionResult:
-        result = self._run("translation",
-                           lambda loaded: translate_fewshot(loaded.model, loaded.tokenizer, text, direction))
+    def translate(self, text: str, direction: str, zero_shot: bool = False) -> AttentionResult:
+        shown = () if zero_shot else None
+        result = self._run("translation", lambda loaded: translate_fewshot(loaded.model, loaded.tokenizer, text,
+                                                                           direction, demonstrations=shown))
         result.prediction.setdefault("direction", direction)
         return result
 
-    def classify(self, text: str) -> AttentionResult:
-        return self._run("sentiment", lambda loaded: classify_fewshot(loaded.model, loaded.tokenizer, text))
+    def classify(self, text: str, zero_shot: bool = False) -> AttentionResult:
+        shown = () if zero_shot else None
+        return self._run("sentiment", lambda loaded: classify_fewshot(loaded.model, loaded.tokenizer, text,
+                                                                      demonstrations=shown))
 
     def task_keys(self, task: str) -> list[str]:
         return [self.generation_key]
