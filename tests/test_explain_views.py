@@ -19,8 +19,9 @@ from viz.explain import (MAX_DIMS, architecture_card_html, block_diagram_svg, bl
 LAYER_NORM = r"\frac{h-\mu}{\sqrt{\sigma^2+\epsilon}}\odot w + b"
 FACTS = {
     "gemma3_text": {"name": "Gemma 3", "norm_name": "RMSNorm", "norm_placement": "pre+post (sandwich)",
-                    "norm_formula": r"\frac{h}{\sqrt{\overline{h^2}+\epsilon}}\odot(1+w)", "positional": "rope",
-                    "segment_embeddings": False, "embedding_norm": False, "uses_qk_norm": True, "fused_qkv": False},
+                    "norm_formula": r"\frac{h}{\sqrt{\overline{h^2}+\epsilon}}\odot(1+w)",
+                    "positional": "rope", "segment_embeddings": False, "embedding_norm": False,
+                    "uses_qk_norm": True, "fused_qkv": False},
     "gpt2": {"name": "GPT-2", "norm_name": "LayerNorm", "norm_placement": "pre-norm", "norm_formula": LAYER_NORM,
              "positional": "learned", "segment_embeddings": False, "embedding_norm": False, "uses_qk_norm": False,
              "fused_qkv": True},

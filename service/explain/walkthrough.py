@@ -138,7 +138,8 @@ def _notes(adapter: FamilyAdapter, model: Any, layer: int, head: int, position: 
     hidden = adapter.hidden_size(config)
     scale = adapter.embedding_scale(model)
     if scale is not None:
-        factor = f"√{hidden} ≈ {scale:.3f}" if math.isclose(scale, math.sqrt(hidden), rel_tol=1e-3) else f"{scale:.4g}"
+        is_root = math.isclose(scale, math.sqrt(hidden), rel_tol=1e-3)
+        factor = f"√{hidden} ≈ {scale:.3f}" if is_root else f"{scale:.4g}"
         notes.append(f"{adapter.facts.name} multiplies every embedding row by {factor}.")
     _, window = parse_layer_type(layer_type)
     if window is not None:

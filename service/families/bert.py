@@ -1,4 +1,4 @@
-"""BERT and MiniLM (config.model_type "bert"): post-norm LayerNorm, learned positions + segment embeddings, bidirectional."""
+"""BERT and MiniLM (config.model_type "bert"): post-norm LayerNorm, learned positions + segments, bidirectional."""
 
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ class BertAdapter(FamilyAdapter):
 
     def check(self, config: Any) -> None:
         if getattr(config, "is_decoder", False):
-            raise UnsupportedError("Attention Atlas supports BERT as an encoder; this BERT is configured as a decoder.")
+            raise UnsupportedError(
+                "Attention Atlas supports BERT as an encoder; this BERT is configured as a decoder.")
 
     def num_heads(self, config: Any) -> int:
         return int(config.num_attention_heads)
@@ -54,7 +55,7 @@ class BertAdapter(FamilyAdapter):
         return self.layers(model)[layer].attention.output, "post"
 
     def unembedding(self, model: Any) -> Callable[[torch.Tensor], torch.Tensor]:
-        """The masked-LM head (dense → activation → LayerNorm → decoder tied to the embeddings) of BertForMaskedLM."""
+        """BertForMaskedLM's head: dense → activation → LayerNorm → decoder (tied to the embeddings)."""
         head = getattr(model, "cls", None)
         if head is None or not hasattr(head, "predictions"):
             raise UnsupportedError(

@@ -51,7 +51,7 @@ class DistilBertAdapter(FamilyAdapter):
         return self.post_attention_norm(model, layer), "post"
 
     def unembedding(self, model: Any) -> Callable[[torch.Tensor], torch.Tensor]:
-        """DistilBertForMaskedLM's head: vocab_transform → activation → vocab_layer_norm → vocab_projector (tied)."""
+        """DistilBertForMaskedLM's head: vocab_transform → activation → vocab_layer_norm → vocab_projector."""
         if not hasattr(model, "vocab_projector"):
             raise UnsupportedError(
                 f"This {type(model).__name__} has no masked-language-model head to unembed with; "

@@ -1,4 +1,4 @@
-"""Gemma 3 (config.model_type "gemma3_text"): RMSNorm before and after each sublayer, q/k norm, RoPE, GQA, √D embeddings."""
+"""Gemma 3 (config.model_type "gemma3_text"): RMSNorm around each sublayer, q/k norm, RoPE, GQA, √D scale."""
 
 from __future__ import annotations
 

@@ -12,7 +12,8 @@ from typing import Any, Callable
 import torch
 
 from service.errors import InvalidInputError
-from service.families.base import FamilyAdapter, FamilyFacts, LAYER_NORM_FORMULA, layer_norm, linear, positions, split_heads
+from service.families.base import (FamilyAdapter, FamilyFacts, LAYER_NORM_FORMULA, layer_norm, linear, positions,
+                                   split_heads)
 
 SIDES = ("encoder", "decoder")
 
