@@ -69,6 +69,11 @@ class AttentionResult:
     num_key_value_heads: int | None = None  # < heads for grouped-query attention (Gemma), else None
     timings: dict[str, float] = field(default_factory=dict)  # seconds, e.g. {"model": 0.8, "capture": 0.1}
     notices: list[str] = field(default_factory=list)  # e.g. "Input truncated to 256 tokens for attention."
+    encoder_token_ids: list[int] | None = None   # the ids behind encoder_tokens / decoder_tokens (same length)
+    decoder_token_ids: list[int] | None = None
+    # generation only: per generated token {"token", "token_id", "p", "rank", "candidates": [{"token", "p"}], ...}
+    # (service/tasks/steps.py), recorded while generating
+    generation_steps: list[dict[str, Any]] | None = None
 
     def __post_init__(self) -> None:
         _check_pair("encoder", self.encoder_tokens, self.encoder_attention)
@@ -135,6 +140,7 @@ class AttentionResult:
             "layer_types": self.layer_types,
             "timings": self.timings,
             "notices": self.notices,
+            "generation_steps": self.generation_steps,
         }
         if include_attention:
             for name in ("encoder_attention", "decoder_attention", "cross_attention"):

@@ -13,13 +13,14 @@ from service.backends import make_backend
 from service.models.loading import Progress, resolve_device
 from service.result import AttentionResult
 from service.tasks.generation import GenerationSettings
+from service.tasks.steps import DEFAULT_TOP_K, MAX_TOP_K
 from service.text import detect_direction
 
 _STOP_TIMEOUT_S = 60.0
 # task → (method, (required fields, optional fields)) for run_task
 _TASK_FIELDS: dict[str, tuple[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
     "generation": ("generate", (("prompt",), ("max_new_tokens", "temperature", "top_k", "top_p", "seed",
-                                               "min_new_tokens"))),
+                                               "min_new_tokens", "candidates"))),
     "qa": ("answer", (("context", "question"), ())),
     "translation": ("translate", (("text",), ("direction",))),
     "sentiment": ("classify", (("text",), ())),
@@ -64,10 +65,12 @@ class ModelService:
         top_p: float = 1.0,
         seed: int = 0,
         min_new_tokens: int = 0,
+        candidates: int = DEFAULT_TOP_K,
     ) -> AttentionResult:
-        """Continue `prompt`; prediction {"text": continuation}. temperature 0 = greedy; same seed → same text."""
+        """Continue `prompt`; prediction {"text": continuation}. temperature 0 = greedy; same seed → same text.
+        result.generation_steps: per token, the top `candidates` next tokens the model weighed (0 = none)."""
         validation.check_text(prompt, "prompt")
-        settings = self._settings(max_new_tokens, temperature, top_k, top_p, seed, min_new_tokens)
+        settings = self._settings(max_new_tokens, temperature, top_k, top_p, seed, min_new_tokens, candidates)
         result = self.backend.generate(prompt, settings)
         assert result is not None  # only a stop request yields None
         return result
@@ -82,6 +85,7 @@ class ModelService:
         seed: int = 0,
         min_new_tokens: int = 0,
         finish_early: threading.Event | None = None,
+        candidates: int = DEFAULT_TOP_K,
     ) -> Iterator[str | AttentionResult]:
         """Yield the continuation so far (str) after each new token, then the final AttentionResult.
 
@@ -90,7 +94,7 @@ class ModelService:
         token, yields nothing more, and releases the model before `close()` returns (a closed tab).
         """
         validation.check_text(prompt, "prompt")
-        settings = self._settings(max_new_tokens, temperature, top_k, top_p, seed, min_new_tokens)
+        settings = self._settings(max_new_tokens, temperature, top_k, top_p, seed, min_new_tokens, candidates)
         return self._stream(prompt, settings, finish_early)
 
     def answer(self, context: str, question: str, zero_shot: bool = False) -> AttentionResult:
@@ -184,10 +188,11 @@ class ModelService:
         return validation.check_choice(model, "model to explain", tuple(self.explain_models()))
 
     def _settings(self, max_new_tokens: Any, temperature: Any, top_k: Any, top_p: Any, seed: Any,
-                  min_new_tokens: Any) -> GenerationSettings:
+                  min_new_tokens: Any, candidates: Any = DEFAULT_TOP_K) -> GenerationSettings:
         checked = validation.check_sampling(max_new_tokens, temperature, top_k, top_p, seed)
         minimum = int(validation.check_number(min_new_tokens, "min_new_tokens", 0, checked[0], integer=True))
-        return GenerationSettings(*checked, min_new_tokens=minimum)
+        top = int(validation.check_number(candidates, "candidates", 0, MAX_TOP_K, integer=True))
+        return GenerationSettings(*checked, min_new_tokens=minimum, record_top_k=top)
 
     def _stream(self, prompt: str, settings: GenerationSettings,
                 finish_early: threading.Event | None = None) -> Iterator[str | AttentionResult]:

@@ -37,7 +37,8 @@ def build_result(
         if pair is not None:
             ids, attention = pair
             tokens, special = display_tokens(loaded.tokenizer, ids)
-            sides.update({f"{side}_tokens": tokens, f"{side}_special": special, f"{side}_attention": attention})
+            sides.update({f"{side}_tokens": tokens, f"{side}_special": special, f"{side}_attention": attention,
+                          f"{side}_token_ids": [int(token_id) for token_id in ids]})
     num_layers = (decoder or encoder)[1].shape[0]  # type: ignore[index]
     return AttentionResult(
         task=task,

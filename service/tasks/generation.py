@@ -16,7 +16,9 @@ from service import limits
 from service.errors import InvalidInputError
 from service.models.loading import LoadedModel
 from service.result import AttentionResult, Segment
+from service.attention.tokens import display_tokens
 from service.tasks.common import as_tensor, decoder_result, max_positions, sink_segment
+from service.tasks.steps import DEFAULT_TOP_K, StepRecorder
 
 # torch's global RNG is shared by all threads: sampling requests hold this lock from seeding to the last token.
 _SAMPLING_RNG_LOCK = threading.Lock()
@@ -32,6 +34,7 @@ class GenerationSettings:
     top_p: float = 1.0
     seed: int = 0
     min_new_tokens: int = 0
+    record_top_k: int = DEFAULT_TOP_K    # candidates recorded per step (0 = record none)
 
     @property
     def sampling(self) -> bool:
@@ -49,12 +52,13 @@ def run_generation(
 ) -> AttentionResult | None:
     """Generate a continuation with sdpa, then capture attention over prompt + continuation in one eager pass.
 
+    Each step's top-k candidates are recorded on the way (result.generation_steps, see service/tasks/steps.py).
     `on_token(new_ids)` is called with all generated ids so far after each step. Generation stops within one token
     once `stop_event` is set, and then no result is built (returns None); once `finish_event` is set it also stops,
     but the result is built for the text so far, with a notice.
     """
     import torch
-    from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
+    from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
     from transformers.generation.streamers import BaseStreamer
 
     tokenizer, model = loaded.tokenizer, loaded.model
@@ -105,6 +109,7 @@ def run_generation(
         config_args.update(temperature=settings.temperature, top_k=settings.top_k or None, top_p=settings.top_p)
     generation_config = GenerationConfig(**config_args)
     input_ids = as_tensor(prompt_ids, loaded.device)  # (1, prompt_len)
+    recorder = _recorder(tokenizer, settings, generation_config)
     generate_args = {
         "input_ids": input_ids,
         "attention_mask": torch.ones_like(input_ids),
@@ -112,12 +117,19 @@ def run_generation(
         "stopping_criteria": StoppingCriteriaList([StopWhenSet()]),
         "streamer": TokenCallback() if on_token is not None else None,
     }
-    if settings.sampling:
-        with _SAMPLING_RNG_LOCK:
-            torch.manual_seed(settings.seed)
+    if recorder is not None:
+        generate_args["logits_processor"] = LogitsProcessorList([recorder.processor()])
+        recorder.attach(model)
+    try:
+        if settings.sampling:
+            with _SAMPLING_RNG_LOCK:
+                torch.manual_seed(settings.seed)
+                output = model.generate(**generate_args)
+        else:
             output = model.generate(**generate_args)
-    else:
-        output = model.generate(**generate_args)
+    finally:
+        if recorder is not None:
+            recorder.detach()
     generated_at = time.perf_counter()
     if stop_event is not None and stop_event.is_set():
         return None
@@ -134,7 +146,23 @@ def run_generation(
         loaded, "generation", sequence, segments, max_attention_tokens, prediction={"text": text}, prompt=prompt
     )
     result.timings = {"model": generated_at - started, "capture": result.timings["capture"]}
+    if recorder is not None:
+        result.generation_steps = recorder.steps(continuation_ids)
     if finish_event is not None and finish_event.is_set() and len(continuation_ids) < settings.max_new_tokens:
         result.notices.append(f"Stopped on request after {len(continuation_ids)} of {settings.max_new_tokens} new "
                               "tokens; the attention shown is for the text written so far.")
     return result
+
+
+def _recorder(tokenizer: Any, settings: GenerationSettings, generation_config: Any) -> StepRecorder | None:
+    """A StepRecorder that names candidate tokens as the attention view does (readable CJK), or None."""
+    if settings.record_top_k <= 0:
+        return None
+    names: dict[int, str] = {}
+
+    def token_text(token_id: int) -> str:
+        if token_id not in names:
+            names[token_id] = display_tokens(tokenizer, [token_id])[0][0]
+        return names[token_id]
+
+    return StepRecorder(min(settings.record_top_k, len(tokenizer)), token_text, generation_config)
