@@ -3,91 +3,134 @@
 A task event keeps its AttentionResult in the ResultStore; `refresh_after(event)` chains a fast, private event
 that reads it back and draws the panel. Every later change of view, side, layer, head, statistic or query token
 redraws from the kept result: the model never runs again, and only one layer (or one summary) is sent per update.
+Handlers return updates keyed by component ({component: gr.update(...)}), so adding an output shifts nothing.
+
+Every view is one entry of `VIEWS`, and nothing else in the app lists views. To add one:
+  1. write its function in viz/ (from an AttentionResult to a Plotly figure or an HTML string);
+  2. add a `View(...)` entry below: a key, a label for the menu, its target ("plot" or "html"), the controls it
+     reads (any of CONTROLS), `draw=lambda result, pick: ...` calling the viz function with the checked
+     `Selection`, and, when it does not suit every result, `applies=` (and `layers_and_heads=` when its layer/head
+     sliders range over another array than the side's self-attention).
+The panel then offers it, shows only its controls, and the unit and browser tests draw it for every result.
 """
 
 from __future__ import annotations
 
 import html
-import importlib
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import gradio as gr
 
 from demos import VIEW_EVENT, session_id, user_errors
 from demos.store import ResultStore
 from service.errors import InvalidInputError
-from service.result import AttentionResult
+from service.result import AttentionResult, TokenSide
+from viz.bertviz_view import MAX_BERTVIZ_VALUES, bertviz_head_view_html
+from viz.cross_view import plot_cross_attention
+from viz.head_stats import STATISTICS, plot_head_summary, plot_rollout
+from viz.layer_view import plot_head, plot_layer_heads
+from viz.overview import plot_model_overview
+from viz.token_strip import token_strip_html
 
-# bertviz draws in the browser; beyond this many attention values in one layer the page freezes (viz's limit).
-BERTVIZ_MAX_VALUES = 150_000
 THEME = "light"
+CONTROLS = frozenset({"side", "layer", "head", "statistic", "query"})
+STATISTIC_CHOICES = [(info.label, key) for key, info in STATISTICS.items()]  # (label, key) for the dropdown
+DEFAULT_STATISTIC = STATISTIC_CHOICES[0][1]
 
 SEGMENT_COLORS = ["#dbeafe", "#fde68a", "#bbf7d0", "#fbcfe8", "#ddd6fe", "#fed7aa", "#a5f3fc", "#e5e7eb"]
 
 
 @dataclass(frozen=True)
+class Selection:
+    """What the controls picked for one drawing, already checked against the result (see `selection_for`)."""
+
+    side: TokenSide      # whose self-attention: "encoder" or "decoder"
+    layer: int           # 0-based, within the view's layers
+    head: int            # 0-based, within the view's heads
+    statistic: str       # a key of viz.head_stats.STATISTICS
+    query: int           # 0-based token index on `side`: the token whose attention the token strip shows
+
+
+def _always(result: AttentionResult) -> bool:
+    return True
+
+
+def _self_attention_size(result: AttentionResult, side: TokenSide) -> tuple[int, int]:
+    layers, heads = result.self_attention(side).shape[:2]  # (layer, head, query_pos, key_pos)
+    return int(layers), int(heads)
+
+
+@dataclass(frozen=True)
 class View:
-    """One way to look at a result: its label, where it draws, which controls it uses and when it applies."""
+    """One way to look at a result, described once: everything the panel needs to offer, set up and draw it."""
 
-    key: str
-    label: str
-    target: str                       # "plot" (gr.Plot) or "html" (gr.HTML)
-    controls: frozenset[str]          # of "side", "layer", "head", "statistic", "query"
-    module: str                       # viz module holding `function`
-    function: str
-    applies: Callable[[AttentionResult], bool] = lambda result: True
+    key: str                                             # stable id (dropdown value, API input)
+    label: str                                           # what the View menu shows
+    target: Literal["plot", "html"]                      # drawn into the panel's gr.Plot or its gr.HTML
+    controls: frozenset[str]                             # the controls it reads, of CONTROLS; the others hide
+    draw: Callable[[AttentionResult, Selection], Any]    # a Plotly figure (plot) or an HTML string (html)
+    applies: Callable[[AttentionResult], bool] = _always  # whether the menu offers it for this result
+    # (layers, heads) the layer and head sliders range over, for a result and side
+    layers_and_heads: Callable[[AttentionResult, TokenSide], tuple[int, int]] = _self_attention_size
 
-    def available(self, result: AttentionResult) -> bool:
-        return self.applies(result) and self.draw_function() is not None
-
-    def draw_function(self) -> Callable[..., Any] | None:
-        try:
-            return getattr(importlib.import_module(self.module), self.function, None)
-        except ImportError:
-            return None
+    def __post_init__(self) -> None:
+        if not self.controls <= CONTROLS:
+            raise ValueError(f"view {self.key!r} names unknown controls {sorted(self.controls - CONTROLS)}")
+        if self.target not in ("plot", "html"):
+            raise ValueError(f"view {self.key!r} draws into {self.target!r}; use 'plot' or 'html'")
 
 
 def _has_cross(result: AttentionResult) -> bool:
     return result.cross_attention is not None
 
 
-def _short(result: AttentionResult) -> bool:
-    """Whether one layer of bertviz fits its limit: heads × (S² + T² + T·S) attention values."""
+def _cross_size(result: AttentionResult, side: TokenSide) -> tuple[int, int]:
+    layers, heads = result.cross_attention.shape[:2]  # (layer, head, decoder_pos, encoder_pos)
+    return int(layers), int(heads)
+
+
+def _fits_bertviz(result: AttentionResult) -> bool:
+    """Whether one layer of bertviz fits viz's limit: heads × (S² + T² + T·S) attention values."""
     values = 0
     for array in (result.encoder_attention, result.decoder_attention, result.cross_attention):
         if array is not None:
             _, heads, queries, keys = array.shape  # (layer, head, query_pos, key_pos)
             values += heads * queries * keys
-    limit = getattr(importlib.import_module("viz.bertviz_view"), "MAX_BERTVIZ_VALUES", BERTVIZ_MAX_VALUES)
-    return values <= limit
+    return values <= MAX_BERTVIZ_VALUES
 
 
-VIEWS: list[View] = [
-    View("heads", "Layer: every head", "plot", frozenset({"side", "layer"}), "viz.layer_view", "plot_layer_heads"),
-    View("head", "Layer: one head", "plot", frozenset({"side", "layer", "head"}), "viz.layer_view", "plot_head"),
-    View("mean", "Layer: mean over heads", "plot", frozenset({"side", "layer"}), "viz.layer_view",
-         "plot_layer_heads"),
-    View("overview", "Model overview (all layers × heads)", "plot", frozenset({"side"}), "viz.overview",
-         "plot_model_overview"),
+VIEWS: tuple[View, ...] = (
+    View("heads", "Layer: every head", "plot", frozenset({"side", "layer"}),
+         lambda result, pick: plot_layer_heads(result, pick.layer, pick.side, theme=THEME)),
+    View("head", "Layer: one head", "plot", frozenset({"side", "layer", "head"}),
+         lambda result, pick: plot_head(result, pick.layer, pick.head, pick.side, theme=THEME)),
+    View("mean", "Layer: mean over heads", "plot", frozenset({"side", "layer"}),
+         lambda result, pick: plot_layer_heads(result, pick.layer, pick.side, mean_over_heads=True, theme=THEME)),
+    View("overview", "Model overview (all layers × heads)", "plot", frozenset({"side"}),
+         lambda result, pick: plot_model_overview(result, pick.side, theme=THEME)),
     View("summary", "Head summary (one number per head)", "plot", frozenset({"side", "statistic"}),
-         "viz.head_stats", "plot_head_summary"),
+         lambda result, pick: plot_head_summary(result, pick.statistic, pick.side, theme=THEME)),
     View("strip", "Token strip (what one token looks at)", "html", frozenset({"side", "layer", "head", "query"}),
-         "viz.token_strip", "token_strip_html"),
+         lambda result, pick: str(token_strip_html(result, pick.layer, pick.query, pick.head, pick.side,
+                                                   theme=THEME))),
     View("rollout", "Attention rollout (through this layer)", "plot", frozenset({"side", "layer"}),
-         "viz.head_stats", "plot_rollout"),
-    View("cross", "Cross-attention (target × source)", "plot", frozenset({"layer", "head"}), "viz.cross_view",
-         "plot_cross_attention", _has_cross),
-    View("bertviz", "bertviz head view (short inputs)", "html", frozenset({"layer"}), "viz.bertviz_view",
-         "bertviz_head_view_html", _short),
-]
+         lambda result, pick: plot_rollout(result, pick.layer, pick.side, theme=THEME)),
+    View("cross", "Cross-attention (target × source)", "plot", frozenset({"layer", "head"}),
+         lambda result, pick: plot_cross_attention(result, pick.layer, pick.head, theme=THEME),
+         applies=_has_cross, layers_and_heads=_cross_size),
+    View("bertviz", "bertviz head view (short inputs)", "html", frozenset({"layer"}),
+         lambda result, pick: str(bertviz_head_view_html(result, pick.layer)), applies=_fits_bertviz),
+)
 VIEWS_BY_KEY = {view.key: view for view in VIEWS}
-DEFAULT_VIEW = "heads"
+DEFAULT_VIEW = VIEWS[0].key
 
 
-def _sides(result: AttentionResult) -> list[str]:
-    sides = []
+def _sides(result: AttentionResult) -> list[TokenSide]:
+    """The sides with self-attention, encoder first."""
+    sides: list[TokenSide] = []
     if result.encoder_attention is not None:
         sides.append("encoder")
     if result.decoder_attention is not None:
@@ -95,50 +138,43 @@ def _sides(result: AttentionResult) -> list[str]:
     return sides
 
 
-def _statistics() -> list[tuple[str, str]]:
-    """(label, key) choices for the head summary, from the viz module's STATISTICS."""
-    try:
-        statistics = importlib.import_module("viz.head_stats").STATISTICS
-    except (ImportError, AttributeError):
-        return [("Attention entropy", "entropy")]
-    return [(str(getattr(info, "label", key)), str(key)) for key, info in statistics.items()]
-
-
 def available_views(result: AttentionResult) -> list[View]:
     """The views that make sense for this result (cross-attention only for encoder-decoder models...)."""
-    return [view for view in VIEWS if view.available(result)]
+    return [view for view in VIEWS if view.applies(result)]
 
 
-def draw(result: AttentionResult, view_key: str, side: str | None, layer: int, head: int, statistic: str | None,
-         query: int | None) -> Any:
-    """The figure (plotly) or HTML string of one view; raises InvalidInputError for choices that do not apply."""
-    view = VIEWS_BY_KEY.get(str(view_key))
-    if view is None or not view.available(result):
+def offered_view(result: AttentionResult, view_key: Any) -> View:
+    """The view `view_key` names, if it applies to `result`; else InvalidInputError listing the ones that do."""
+    view = VIEWS_BY_KEY.get(view_key) if isinstance(view_key, str) else None
+    if view is None or not view.applies(result):
         names = ", ".join(view.key for view in available_views(result))
-        raise InvalidInputError(f"Unknown view {view_key!r} for this result; choose one of: {names}.")
-    function = view.draw_function()
-    assert function is not None
+        raise InvalidInputError(f"Unknown view {str(view_key)[:40]!r} for this result; choose one of: {names}.")
+    return view
+
+
+def selection_for(result: AttentionResult, view: View, side: Any = None, layer: Any = 0, head: Any = 0,
+                  statistic: Any = None, query: Any = None) -> Selection:
+    """The controls' raw values (from a stale page, an API client, ...) made valid for `result` and `view`.
+
+    An unknown side becomes the result's main side, an unknown statistic the first one, and indexes are clamped
+    to the nearest valid one; a missing query is the last token (the one whose prediction came next)."""
     side = side if side in _sides(result) else result.main_side
-    if view.key == "heads":
-        return function(result, layer, side, theme=THEME)
-    if view.key == "mean":
-        return function(result, layer, side, mean_over_heads=True, theme=THEME)
-    if view.key == "head":
-        return function(result, layer, head, side, theme=THEME)
-    if view.key == "overview":
-        return function(result, side, theme=THEME)
-    if view.key == "summary":
-        statistic = statistic if statistic in {key for _, key in _statistics()} else _statistics()[0][1]
-        return function(result, statistic, side, theme=THEME)
-    if view.key == "strip":
-        return str(function(result, layer, query, head, side, theme=THEME))
-    if view.key == "rollout":
-        return function(result, layer, side, theme=THEME)
-    if view.key == "cross":
-        return function(result, layer, head, theme=THEME)
-    if view.key == "bertviz":
-        return str(function(result, layer))
-    raise InvalidInputError(f"Unknown view {view_key!r}.")
+    layers, heads = view.layers_and_heads(result, side)
+    tokens = len(result.tokens(side))
+    return Selection(
+        side=side,
+        layer=_clamp(layer, layers),
+        head=_clamp(head, heads),
+        statistic=statistic if statistic in STATISTICS else DEFAULT_STATISTIC,
+        query=tokens - 1 if query is None else _clamp(query, tokens),
+    )
+
+
+def draw(result: AttentionResult, view_key: str, side: Any = None, layer: Any = 0, head: Any = 0,
+         statistic: Any = None, query: Any = None) -> Any:
+    """The figure (plotly) or HTML string of one view; raises InvalidInputError for a view that does not apply."""
+    view = offered_view(result, view_key)
+    return view.draw(result, selection_for(result, view, side, layer, head, statistic, query))
 
 
 # --- what was sent: the prompt, coloured by segment ----------------------------------------------------------
@@ -186,19 +222,37 @@ def info_markdown(result: AttentionResult) -> str:
     if result.num_key_value_heads and result.num_key_value_heads < shape[1]:
         lines.append(f"Grouped-query attention: {shape[1]} query heads share {result.num_key_value_heads} key/value "
                      "head(s).")
-    if result.timings:
-        lines.append("Time: " + ", ".join(f"{html.escape(str(k))} {float(v):.2f} s" for k, v in result.timings.items()))
+    if timing := time_line(result.timings):
+        lines.append(timing)
     for notice in result.notices:
         lines.append(f"⚠️ {html.escape(str(notice))}")
     return "\n\n".join(lines)
 
 
+# The service's timings contract: "model" = seconds running the model (generate or forward), "capture" = seconds
+# extracting the attention afterwards (about 0 when it was kept while the model ran).
+TIMING_PARTS = (("model", "model"), ("capture", "attention capture"))
+
+
+def time_line(timings: dict[str, Any]) -> str:
+    """"Time: model 1.23 s · attention capture 0.05 s", the same for every task; a part whose time is missing (or
+    not a finite number) is left out rather than guessed, and no part at all gives ""."""
+    parts = []
+    for key, label in TIMING_PARTS:
+        try:
+            seconds = float(timings[key])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if math.isfinite(seconds) and seconds >= 0:
+            parts.append(f"{label} {seconds:.2f} s")
+    return "Time: " + " · ".join(parts) if parts else ""
+
+
 RUNNING_MESSAGE = "Running… the attention view appears here when the run completes."
 FAILED_MESSAGE = "No attention to show: the run did not complete (the error message says why)."
-
-
-def _query_choices(result: AttentionResult, side: str) -> list[tuple[str, int]]:
-    return [(f"{index}: {token}", index) for index, token in enumerate(result.tokens(side))]
+EMPTY_MESSAGE = "Run the model to see its attention here."
+EXPIRED_MESSAGE = ("No result is kept for this tab: it expired (results are kept for a while per session) or the "
+                   "last run did not complete. Run the model again.")
 
 
 class AttentionPanel:
@@ -208,7 +262,7 @@ class AttentionPanel:
         self.task = task
         self.store = store
         prefix = elem_prefix
-        self.info = gr.Markdown("Run the model to see its attention here.", elem_id=f"{prefix}-info")
+        self.info = gr.Markdown(EMPTY_MESSAGE, elem_id=f"{prefix}-info")
         with gr.Accordion("Prompt sent to the model", open=False, visible=False,
                           elem_id=f"{prefix}-prompt-panel") as self.prompt_panel:
             self.prompt = gr.HTML(elem_id=f"{prefix}-prompt")
@@ -218,7 +272,7 @@ class AttentionPanel:
                                         interactive=True, elem_id=f"{prefix}-view", scale=2)
                 self.side = gr.Radio(["encoder", "decoder"], value="decoder", label="Side", visible=False,
                                      interactive=True, elem_id=f"{prefix}-side", scale=1)
-                self.statistic = gr.Dropdown(_statistics(), value=_statistics()[0][1], label="Statistic",
+                self.statistic = gr.Dropdown(STATISTIC_CHOICES, value=DEFAULT_STATISTIC, label="Statistic",
                                              visible=False, interactive=True, elem_id=f"{prefix}-statistic", scale=1)
             with gr.Row():
                 self.layer = gr.Slider(0, 1, value=0, step=1, label="Layer", interactive=True,
@@ -229,17 +283,28 @@ class AttentionPanel:
                                          elem_id=f"{prefix}-query")
             self.plot = gr.Plot(label="Attention", show_label=False, elem_id=f"{prefix}-plot")
             self.html = gr.HTML(visible=False, elem_id=f"{prefix}-html")
+        # The handlers take the controls in this order; they return {component: update}.
         self.controls = [self.view, self.side, self.layer, self.head, self.statistic, self.query]
-        self.drawn = [self.plot, self.html]
+        self.control_of = {"side": self.side, "layer": self.layer, "head": self.head, "statistic": self.statistic,
+                           "query": self.query}
+        self.drawn = {"plot": self.plot, "html": self.html}
         for control in self.controls:
-            control.input(self.redraw, inputs=self.controls, outputs=self.controls[1:] + self.drawn + [self.info],
+            control.input(self.redraw, inputs=self.controls, outputs=self.redraw_outputs(),
                           trigger_mode="always_last", **VIEW_EVENT)
+
+    def redraw_outputs(self) -> list[Any]:
+        """What a control change may update: the other controls, the drawing and the info line."""
+        return [*self.control_of.values(), *self.drawn.values(), self.info]
+
+    def refresh_outputs(self) -> list[Any]:
+        """What a new result updates: everything in the panel."""
+        return [self.info, self.prompt_panel, self.prompt, self.view, *self.control_of.values(),
+                *self.drawn.values()]
 
     # --- events -----------------------------------------------------------------------------------------
     def refresh_after(self, event: Any) -> None:
         """Draw the panel from the freshly kept result once `event` (a task run) succeeds."""
-        event.success(self.refresh, inputs=self.controls,
-                      outputs=[self.info, self.prompt_panel, self.prompt] + self.controls + self.drawn, **VIEW_EVENT)
+        event.success(self.refresh, inputs=self.controls, outputs=self.refresh_outputs(), **VIEW_EVENT)
 
     def blank_on(self, button: Any) -> Any:
         """For a streamed task: when `button` starts a run, blank the panel first, so the text being written never
@@ -250,90 +315,83 @@ class AttentionPanel:
         """Say why the panel stays blank when `run` fails."""
         run.failure(self.after_failure, outputs=[self.info], **VIEW_EVENT)
 
-    def begin_run(self, request: gr.Request) -> list[Any]:
+    def begin_run(self, request: gr.Request) -> dict[Any, Any]:
         """A new run: its predecessor's result is dropped and the drawing hidden until the new result is kept."""
         self.store.discard(session_id(request), self.task)
-        return [RUNNING_MESSAGE, gr.update(visible=False), gr.update(visible=False)]
+        return {self.info: RUNNING_MESSAGE, self.plot: gr.update(visible=False), self.html: gr.update(visible=False)}
 
-    def after_failure(self, request: gr.Request) -> Any:
+    def after_failure(self, request: gr.Request) -> dict[Any, Any]:
         """The run failed: nothing was kept, so say so (unless a result is there after all: then keep it)."""
         if self.store.get(session_id(request), self.task) is not None:
-            return gr.update()
-        return FAILED_MESSAGE
+            return {}
+        return {self.info: FAILED_MESSAGE}
 
     def refresh(self, view: Any, side: Any, layer: Any, head: Any, statistic: Any, query: Any,
-                request: gr.Request) -> list[Any]:
+                request: gr.Request) -> dict[Any, Any]:
         """After a run: new choices and ranges for every control (keeping the user's picks where valid), then draw."""
         result = self.store.get(session_id(request), self.task)
         if result is None:
-            return [gr.update(value="Run the model to see its attention here.")] + [gr.update()] * 10
+            return {self.info: EMPTY_MESSAGE}
         views = available_views(result)
-        view = view if view in {v.key for v in views} else DEFAULT_VIEW
-        sides = _sides(result)
-        side = side if side in sides else result.main_side
-        layers, heads = result.self_attention(side).shape[:2]  # (layer, head, query_pos, key_pos)
-        layer = _clamp(layer, layers)
-        head = _clamp(head, heads)
-        query = len(result.tokens(side)) - 1  # the last token: the one whose prediction came next
-        updates = self._draw_updates(result, view, side, layer, head, statistic, query)
-        return [
-            info_markdown(result),
-            gr.update(visible=bool(result.prompt)),
-            prompt_html(result),
-            gr.update(choices=[(v.label, v.key) for v in views], value=view),
-            gr.update(choices=sides, value=side, visible=len(sides) > 1 and "side" in VIEWS_BY_KEY[view].controls),
-            gr.update(maximum=max(layers - 1, 1), value=layer, interactive=layers > 1, **updates["layer"]),
-            gr.update(maximum=max(heads - 1, 1), value=head, interactive=heads > 1, **updates["head"]),
-            gr.update(**updates["statistic"]),
-            gr.update(choices=_query_choices(result, side), value=query, **updates["query"]),
-            updates["plot"],
-            updates["html"],
-        ]
+        chosen = VIEWS_BY_KEY[view] if view in {v.key for v in views} else VIEWS_BY_KEY[DEFAULT_VIEW]
+        # query None: a new result starts on its last token, the one whose prediction came next
+        pick = selection_for(result, chosen, side, layer, head, statistic, query=None)
+        return {
+            self.info: info_markdown(result),
+            self.prompt_panel: gr.update(visible=bool(result.prompt)),
+            self.prompt: prompt_html(result),
+            self.view: gr.update(choices=[(v.label, v.key) for v in views], value=chosen.key),
+            **self._view_updates(result, chosen, pick, sent=None),
+        }
 
     def redraw(self, view: Any, side: Any, layer: Any, head: Any, statistic: Any, query: Any,
-               request: gr.Request) -> list[Any]:
+               request: gr.Request) -> dict[Any, Any]:
         """A control changed: redraw from the kept result (fast; never runs the model)."""
         result = self.store.get(session_id(request), self.task)
         if result is None:
-            message = ("No result is kept for this tab: it expired (results are kept for a while per session) or the "
-                       "last run did not complete. Run the model again.")
-            return [gr.update()] * 5 + [gr.update(), gr.update(), message]
+            return {self.info: EXPIRED_MESSAGE}
         with user_errors():
-            if view not in {v.key for v in available_views(result)}:
-                raise InvalidInputError(f"Unknown view {view!r}.")
-            sides = _sides(result)
-            side = side if side in sides else result.main_side
-            layers, heads = result.self_attention(side).shape[:2]  # (layer, head, query_pos, key_pos)
-            if VIEWS_BY_KEY[view].key == "cross":
-                layers, heads = result.cross_attention.shape[:2]  # (layer, head, decoder_pos, encoder_pos)
-            layer, head = _clamp(layer, layers), _clamp(head, heads)
-            tokens = len(result.tokens(side))
-            query = _clamp(query, tokens)
-            updates = self._draw_updates(result, view, side, layer, head, statistic, query)
-        side_update = gr.update(visible=len(sides) > 1 and "side" in VIEWS_BY_KEY[view].controls)
-        query_update = gr.update(choices=_query_choices(result, side), value=query, **updates["query"])
-        return [side_update, gr.update(**updates["layer"]), gr.update(**updates["head"]),
-                gr.update(**updates["statistic"]), query_update, updates["plot"], updates["html"],
-                info_markdown(result)]
+            chosen = offered_view(result, view)
+            pick = selection_for(result, chosen, side, layer, head, statistic, query)
+        sent = {"side": side, "layer": layer, "head": head, "statistic": statistic, "query": query}
+        return {**self._view_updates(result, chosen, pick, sent), self.info: info_markdown(result)}
 
     # --- helpers ----------------------------------------------------------------------------------------
-    def _draw_updates(self, result: AttentionResult, view_key: str, side: str, layer: int, head: int,
-                      statistic: Any, query: int) -> dict[str, Any]:
-        view = VIEWS_BY_KEY[view_key]
+    def _view_updates(self, result: AttentionResult, view: View, pick: Selection,
+                      sent: dict[str, Any] | None) -> dict[Any, Any]:
+        """The controls `view` reads shown with their ranges, the others hidden, and its drawing in its target (the
+        other target hidden). A control's value is set after a new result (`sent` None) and where the page sent
+        one that had to be corrected; otherwise it is left alone, so a slider being dragged never jumps back."""
         with user_errors():
-            drawn = draw(result, view.key, side, layer, head, statistic, query)
-        return {
-            "layer": {"visible": "layer" in view.controls},
-            "head": {"visible": "head" in view.controls},
-            "statistic": {"visible": "statistic" in view.controls},
-            "query": {"visible": "query" in view.controls},
-            "plot": gr.update(value=drawn, visible=True) if view.target == "plot" else gr.update(visible=False),
-            "html": gr.update(value=drawn, visible=True) if view.target == "html" else gr.update(visible=False),
+            drawn = view.draw(result, pick)
+        sides = _sides(result)
+        layers, heads = view.layers_and_heads(result, pick.side)
+        picked = {"side": pick.side, "layer": pick.layer, "head": pick.head, "statistic": pick.statistic,
+                  "query": pick.query}
+        settings = {
+            "side": {"choices": sides},
+            "layer": {"maximum": max(layers - 1, 1), "interactive": layers > 1},
+            "head": {"maximum": max(heads - 1, 1), "interactive": heads > 1},
+            "statistic": {},
+            "query": {"choices": _query_choices(result, pick.side)},  # the side may have changed
         }
+        updates: dict[Any, Any] = {}
+        for name, component in self.control_of.items():
+            visible = name in view.controls and (name != "side" or len(sides) > 1)
+            value = {"value": picked[name]} if sent is None or name == "query" or sent[name] != picked[name] else {}
+            updates[component] = gr.update(visible=visible, **settings[name], **value)
+        for target, component in self.drawn.items():
+            updates[component] = (gr.update(value=drawn, visible=True) if target == view.target
+                                  else gr.update(visible=False))
+        return updates
+
+
+def _query_choices(result: AttentionResult, side: TokenSide) -> list[tuple[str, int]]:
+    return [(f"{index}: {token}", index) for index, token in enumerate(result.tokens(side))]
 
 
 def _clamp(value: Any, size: int) -> int:
-    """An index in [0, size) from whatever the control sent (None, float, out of range → nearest valid)."""
+    """An index in [0, size) from whatever the control sent (None, float, NaN, out of range → nearest valid)."""
     try:
         index = int(value)
     except (TypeError, ValueError, OverflowError):

@@ -140,7 +140,7 @@ def test_fewshot_prompt_is_shown_with_its_segments() -> None:
     prediction, shown = qa.run_qa(service, store, "北京是中国的首都。", "中国的首都是哪里？", session, lambda *a, **k: None)
     assert "北京是中国的首都。"[prediction["start"]:prediction["end"]] == prediction["answer"]
     updates = panel.refresh("heads", "decoder", 0, 0, "entropy", 0, session)
-    prompt_panel, prompt = updates[1], updates[2]
+    prompt_panel, prompt = updates[panel.prompt_panel], updates[panel.prompt]
     result = store.get("teacher", "qa")
     assert result is not None and result.prompt and result.segments
     assert prompt_panel["visible"] is True

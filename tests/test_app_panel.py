@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import inspect
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import gradio as gr
 import numpy as np
 import pytest
 
+from conftest import REPO_ROOT
 from demos import attention_panel
-from demos.attention_panel import AttentionPanel, available_views, draw, info_markdown, prompt_html
+from demos.attention_panel import (VIEWS, AttentionPanel, Selection, available_views, draw, info_markdown,
+                                   prompt_html, time_line)
 from demos.store import ResultStore
 from service.result import AttentionResult, Segment
 
@@ -82,12 +87,12 @@ def test_layer_switch_redraws_from_the_kept_result_without_the_model() -> None:
     panel = build_panel(store)
     store.put("session-a", "generation", decoder_result())
     updates = panel.refresh("heads", "decoder", 0, 0, "entropy", 0, request())
-    assert "layer 0" in plot_title(updates[9])
+    assert "layer 0" in plot_title(updates[panel.plot])
     for layer in (1, 2):
         redrawn = panel.redraw("heads", "decoder", layer, 0, "entropy", 0, request())
-        assert f"layer {layer}" in plot_title(redrawn[5])
+        assert f"layer {layer}" in plot_title(redrawn[panel.plot])
     one_head = panel.redraw("head", "decoder", 2, 1, "entropy", 0, request())
-    assert "head 1" in plot_title(one_head[5]) and one_head[2]["visible"] is True
+    assert "head 1" in plot_title(one_head[panel.plot]) and one_head[panel.head]["visible"] is True
 
 
 def test_results_are_kept_per_session() -> None:
@@ -95,8 +100,9 @@ def test_results_are_kept_per_session() -> None:
     panel = build_panel(store)
     store.put("session-a", "generation", decoder_result(layers=3))
     expired = panel.redraw("heads", "decoder", 1, 0, "entropy", 0, request("session-b"))
-    assert "expired" in expired[-1]
-    assert "layer 1" in plot_title(panel.redraw("heads", "decoder", 1, 0, "entropy", 0, request("session-a"))[5])
+    assert "expired" in expired[panel.info] and panel.plot not in expired  # the other session's drawing stays
+    redrawn = panel.redraw("heads", "decoder", 1, 0, "entropy", 0, request("session-a"))
+    assert "layer 1" in plot_title(redrawn[panel.plot])
 
 
 def test_a_new_run_hides_the_previous_attention_until_its_own_result_is_kept() -> None:
@@ -104,23 +110,29 @@ def test_a_new_run_hides_the_previous_attention_until_its_own_result_is_kept() -
     panel = build_panel(store)
     store.put("session-a", "generation", decoder_result())
     store.put("session-b", "generation", decoder_result())
-    info, plot, html = panel.begin_run(request("session-a"))
-    assert "Running" in info and plot["visible"] is False and html["visible"] is False
+    begun = panel.begin_run(request("session-a"))
+    assert "Running" in begun[panel.info]
+    assert begun[panel.plot]["visible"] is False and begun[panel.html]["visible"] is False
     assert store.get("session-a", "generation") is None      # a slider moved now cannot redraw the old run
     assert store.get("session-b", "generation") is not None  # other visitors keep theirs
     # The run failed before a result was kept: the panel says why it is empty.
-    assert "did not complete" in panel.after_failure(request("session-a"))
-    assert "did not complete" in panel.redraw("heads", "decoder", 1, 0, "entropy", 0, request("session-a"))[-1]
+    assert "did not complete" in panel.after_failure(request("session-a"))[panel.info]
+    assert "did not complete" in panel.redraw("heads", "decoder", 1, 0, "entropy", 0,
+                                              request("session-a"))[panel.info]
     # A result is there after all: its drawing stays.
     store.put("session-a", "generation", decoder_result())
-    assert panel.after_failure(request("session-a")) == gr.update()
+    assert panel.after_failure(request("session-a")) == {}
 
 
 def test_out_of_range_layer_from_a_stale_page_is_clamped() -> None:
     store = ResultStore()
     panel = build_panel(store)
     store.put("session-a", "generation", decoder_result(layers=3))
-    assert "layer 2" in plot_title(panel.redraw("heads", "decoder", 17, 0, "entropy", 0, request())[5])
+    redrawn = panel.redraw("heads", "decoder", 17, 0, "entropy", 0, request())
+    assert "layer 2" in plot_title(redrawn[panel.plot])
+    assert redrawn[panel.layer]["value"] == 2, "the stale slider is put back in range"
+    assert "value" not in panel.redraw("heads", "decoder", 1, 0, "entropy", 0, request())[panel.layer], \
+        "a valid pick is left alone, so a slider being dragged never jumps back"
 
 
 def test_refresh_sets_control_ranges_and_shows_the_side_only_for_encoder_decoder() -> None:
@@ -128,7 +140,7 @@ def test_refresh_sets_control_ranges_and_shows_the_side_only_for_encoder_decoder
     panel = build_panel(store, "translation")
     store.put("session-a", "translation", translation_result())
     updates = panel.refresh("heads", "decoder", 5, 5, "entropy", 0, request())
-    view, side, layer, head = updates[3], updates[4], updates[5], updates[6]
+    view, side, layer, head = updates[panel.view], updates[panel.side], updates[panel.layer], updates[panel.head]
     assert ("Cross-attention (target × source)", "cross") in view["choices"]
     assert side["visible"] is True and side["choices"] == ["encoder", "decoder"]
     assert layer["maximum"] == 1 and layer["value"] == 1 and head["value"] == 1
@@ -139,7 +151,7 @@ def test_token_strip_view_shows_the_query_selector() -> None:
     panel = build_panel(store)
     store.put("session-a", "generation", decoder_result())
     redrawn = panel.redraw("strip", "decoder", 0, 0, "entropy", 3, request())
-    query, plot, html_update = redrawn[4], redrawn[5], redrawn[6]
+    query, plot, html_update = redrawn[panel.query], redrawn[panel.plot], redrawn[panel.html]
     assert query["visible"] is True and query["value"] == 3
     assert plot["visible"] is False and html_update["visible"] is True
     assert "&lt;script&gt;" in html_update["value"] and "<script>" not in html_update["value"]
@@ -159,9 +171,9 @@ def test_refresh_opens_the_prompt_panel_only_when_a_prompt_was_recorded() -> Non
     store = ResultStore()
     panel = build_panel(store)
     store.put("session-a", "generation", decoder_result(prompt="Review: good\nSentiment:"))
-    assert panel.refresh("heads", "decoder", 0, 0, "entropy", 0, request())[1]["visible"] is True
+    assert panel.refresh("heads", "decoder", 0, 0, "entropy", 0, request())[panel.prompt_panel]["visible"] is True
     store.put("session-a", "generation", decoder_result())
-    assert panel.refresh("heads", "decoder", 0, 0, "entropy", 0, request())[1]["visible"] is False
+    assert panel.refresh("heads", "decoder", 0, 0, "entropy", 0, request())[panel.prompt_panel]["visible"] is False
 
 
 def test_notices_and_model_name_are_shown_escaped() -> None:
@@ -170,8 +182,56 @@ def test_notices_and_model_name_are_shown_escaped() -> None:
     assert "tiny-&lt;b&gt;gpt&lt;/b&gt;" in shown and "0.50 s" in shown
 
 
+def _view_modules() -> set[str]:
+    """The modules of the viz functions each view's `draw` calls, read from the table itself."""
+    modules = set()
+    for view in VIEWS:
+        called = inspect.getclosurevars(view.draw).globals.values()
+        found = {function.__module__ for function in called if getattr(function, "__module__", "").startswith("viz.")}
+        assert found, f"view {view.key!r} draws with no viz function"
+        modules |= found
+    return modules
+
+
 def test_views_import_no_model_code() -> None:
-    assert not any(name.startswith(("torch", "transformers")) for name in vars(attention_panel))
+    # One fresh interpreter importing the panel and every viz module its views draw with: if together they pull in
+    # neither torch nor transformers, none of them does alone.
+    modules = ["demos.attention_panel", *sorted(_view_modules())]
+    code = (f"import sys; import {', '.join(modules)}; "
+            "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+    completed = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True,
+                               timeout=120)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert completed.stdout.strip().splitlines()[-1] == "[]", f"{modules} imported model code"
+
+
+def test_each_view_is_described_once_with_the_controls_it_reads() -> None:
+    assert len({view.key for view in VIEWS}) == len(VIEWS)
+    assert {view.target for view in VIEWS} <= {"plot", "html"}
+    store = ResultStore()
+    panel = build_panel(store, "translation")
+    store.put("session-a", "translation", translation_result())
+    for view in available_views(translation_result()):
+        redrawn = panel.redraw(view.key, "encoder", 1, 1, "entropy", 2, request())
+        shown = {name for name, component in panel.control_of.items() if redrawn[component]["visible"]}
+        assert shown == set(view.controls), view.key
+
+
+def test_a_view_draws_from_the_checked_selection() -> None:
+    result = translation_result()
+    heads = attention_panel.VIEWS_BY_KEY["head"]
+    figure = heads.draw(result, Selection(side="encoder", layer=1, head=0, statistic="entropy", query=0))
+    assert "encoder self-attention · layer 1 · head 0" in figure.layout.title.text
+    picked = attention_panel.selection_for(result, heads, side="sideways", layer=9.0, head=-3, statistic="?")
+    assert picked == Selection(side="decoder", layer=1, head=0, statistic="entropy", query=2)
+
+
+def test_time_line_says_the_same_for_every_task_and_nothing_it_does_not_know() -> None:
+    assert time_line({"model": 1.234, "capture": 0.049}) == "Time: model 1.23 s · attention capture 0.05 s"
+    assert time_line({"model": 0.5}) == "Time: model 0.50 s"
+    assert time_line({"capture": 0.0}) == "Time: attention capture 0.00 s"
+    assert time_line({}) == "" and time_line({"model": float("nan"), "capture": "soon"}) == ""
+    assert "Time:" not in info_markdown(decoder_result())
 
 
 @pytest.fixture(scope="module")
@@ -195,12 +255,13 @@ def test_every_view_draws_on_real_results_of_all_four_tasks(tiny_results: list[A
     for result in tiny_results:
         store.put("session-a", "generation", result)
         updates = panel.refresh("heads", "decoder", 0, 0, "entropy", 0, request())
-        assert "layer 0" in plot_title(updates[9])
-        offered_by_task[result.task] = [key for _, key in updates[3]["choices"]]
+        assert "layer 0" in plot_title(updates[panel.plot])
+        offered_by_task[result.task] = [key for _, key in updates[panel.view]["choices"]]
         for view_key in offered_by_task[result.task]:
             redrawn = panel.redraw(view_key, None, 1, 1, "distance", 1, request())
-            shown = redrawn[5] if redrawn[5].get("visible") else redrawn[6]
-            assert shown["value"] is not None and shown["visible"] is True, (result.task, view_key)
+            target = panel.drawn[attention_panel.VIEWS_BY_KEY[view_key].target]
+            assert redrawn[target]["value"] is not None and redrawn[target]["visible"] is True, (result.task, view_key)
+            assert [component for component in panel.drawn.values() if redrawn[component]["visible"]] == [target]
     assert [task for task, keys in offered_by_task.items() if "cross" in keys] == ["translation"]
     assert all({"heads", "head", "mean", "overview", "summary", "strip"} <= set(keys)
                for keys in offered_by_task.values())

@@ -30,7 +30,6 @@ WARM_UP_REQUESTS = 400
 MAX_GROWTH_BYTES = 50 * 1024 * 1024
 KEPT_RESULTS_MB = 32
 REQUESTS_PER_SESSION = 5      # a new browser session every few requests: >64 sessions, more than the store keeps
-VIEW_KEYS = ["heads", "head", "mean", "overview", "summary", "strip", "cross", "bertviz"]
 SHORT_TEXTS = ["Hi", "Good film.", "猫", "The cat sat on the mat.", "مرحبا"]
 LONG_TEXT = ("Attention lets every token look at every earlier token and weigh what it sees. " * 30)[:1900]
 TABS = {
@@ -50,19 +49,22 @@ def server() -> AppServer:
         yield running
 
 
-def _choices_from_refresh(value: Any) -> list[str]:
+def _choices_from_refresh(layout: AppLayout, refresh_index: int, prefix: str, value: Any) -> list[str]:
     """The view keys the panel offers after a run (the refresh event's update of the view dropdown)."""
     try:
-        update = value[3]
+        update = layout.output_of(refresh_index, f"{prefix}-view", value)
         return [str(choice[1]) for choice in update["choices"]]
-    except (TypeError, KeyError, IndexError):
+    except (TypeError, KeyError, IndexError, ValueError):
         return ["heads"]
 
 
-def _ranges_from_refresh(value: Any) -> tuple[int, int, int]:
-    """The layer and head sliders' maxima and the last query token after a run (refresh outputs 5, 6 and 8)."""
+def _ranges_from_refresh(layout: AppLayout, refresh_index: int, prefix: str, value: Any) -> tuple[int, int, int]:
+    """The layer and head sliders' maxima and the last query token after a run (from the refresh's updates)."""
     try:
-        return int(value[5]["maximum"]), int(value[6]["maximum"]), len(value[8]["choices"]) - 1
+        def sent_to(control: str) -> Any:
+            return layout.output_of(refresh_index, f"{prefix}-{control}", value)
+
+        return int(sent_to("layer")["maximum"]), int(sent_to("head")["maximum"]), len(sent_to("query")["choices"]) - 1
     except (TypeError, KeyError, IndexError, ValueError):
         return 0, 0, 0
 
@@ -95,8 +97,10 @@ class SoakDriver:
         controls = ["heads", None, 0, 0, None, 0]   # view, side, layer, head, statistic, query
         refresh = session.run(self.refresh_of[prefix], controls, timeout=60)
         outcomes.append(refresh)
-        views = _choices_from_refresh(refresh.value) if refresh.kind == "ok" else ["heads"]
-        layers, heads, last_query = _ranges_from_refresh(refresh.value)
+        refresh_index = self.refresh_of[prefix]
+        views = (_choices_from_refresh(self.layout, refresh_index, prefix, refresh.value) if refresh.kind == "ok"
+                 else ["heads"])
+        layers, heads, last_query = _ranges_from_refresh(self.layout, refresh_index, prefix, refresh.value)
         for _ in range(REQUESTS_PER_SESSION - 2):
             control = rng.choice(["layer", "head", "view", "query"])
             if control == "view":

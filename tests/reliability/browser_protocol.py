@@ -25,6 +25,7 @@ class AppLayout:
     api: dict[str, int]
     inputs: dict[int, list[int]]
     trigger_after: dict[int, int | None]
+    outputs: dict[int, list[int]]
 
     @classmethod
     def fetch(cls, port: int) -> "AppLayout":
@@ -43,19 +44,26 @@ class AppLayout:
         api: dict[str, int] = {}
         inputs: dict[int, list[int]] = {}
         trigger_after: dict[int, int | None] = {}
+        outputs: dict[int, list[int]] = {}
         for index, dependency in enumerate(config["dependencies"]):
             fn_index = dependency.get("id", index)
             inputs[fn_index] = list(dependency.get("inputs", []))
+            outputs[fn_index] = list(dependency.get("outputs", []))
             trigger_after[fn_index] = dependency.get("trigger_after")
             for target_id, trigger in dependency.get("targets", []):
                 events.setdefault((target_id, trigger), fn_index)
             if dependency.get("api_name"):
                 api[str(dependency["api_name"]).strip("/")] = fn_index
-        return cls(components, events, api, inputs, trigger_after)
+        return cls(components, events, api, inputs, trigger_after, outputs)
 
     def event_of(self, elem_id: str, trigger: str = "input") -> int:
         """fn_index of the event `trigger` on the component with `elem_id` (e.g. 'gen-layer', 'input')."""
         return self.events[(self.components[elem_id], trigger)]
+
+    def output_of(self, fn_index: int, elem_id: str, data: Any) -> Any:
+        """What event `fn_index` sent to the component with `elem_id`, from the data list of its response
+        (the wire keeps the event's output order; handlers return updates keyed by component)."""
+        return data[self.outputs[fn_index].index(self.components[elem_id])]
 
     def chained_after(self, api_name: str) -> int:
         """fn_index of the event the page runs after `api_name` succeeds (the attention panel's refresh)."""
