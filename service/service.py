@@ -9,8 +9,11 @@ from typing import Any, Iterator
 from service import limits, validation
 from service.errors import InvalidInputError, UnsupportedError
 from service.attention.capture import inference_mode
+from service.attention.tokens import display_tokens
 from service.backends import make_backend
 from service.models.loading import Progress, resolve_device
+from service.probes.head_roles import HeadRole
+from service.probes.logit_lens import LogitLens
 from service.result import AttentionResult
 from service.tasks.generation import GenerationSettings
 from service.tasks.steps import DEFAULT_TOP_K, MAX_TOP_K
@@ -149,6 +152,21 @@ class ModelService:
             return explain_attention(loaded.model, loaded.tokenizer, text, layer, head, position,
                                      model_name=loaded.name)
 
+    # --- looking inside the generation model ------------------------------------------------------
+    def logit_lens(self, text: str | AttentionResult, start: int = 0, end: int | None = None, k: int = 3) -> LogitLens:
+        """What the generation model would predict after each layer, for positions start..end-1 of `text` (a string,
+        or a kept decoder result of this profile's generation model). See service/probes/logit_lens.py."""
+        ids, tokens = self._lens_tokens(text)
+        end = len(ids) if end is None else end
+        start = validation.check_index(start, "start", len(ids))
+        end = int(validation.check_number(end, "end", start + 1, len(ids), integer=True))
+        k = int(validation.check_number(k, "k", 1, MAX_TOP_K, integer=True))
+        return self.backend.logit_lens(ids, tokens, start, end, k)
+
+    def head_roles(self) -> list[HeadRole]:
+        """Every head of the generation model with a role and its probe scores (computed once, then kept)."""
+        return self.backend.head_roles()
+
     # --- models -------------------------------------------------------------------------------------
     def load(self, task: str, progress: Progress | None = None) -> None:
         """Load the model(s) of `task` now (otherwise they load on first use). progress(fraction, message)."""
@@ -174,6 +192,17 @@ class ModelService:
         return self.backend.explain_shape(self._explain_choice(model))
 
     # --- internals ----------------------------------------------------------------------------------
+    def _lens_tokens(self, text: str | AttentionResult) -> tuple[list[int], list[str]]:
+        if isinstance(text, AttentionResult):
+            if text.decoder_token_ids is None or text.model_name != self.model_name("generation"):
+                raise UnsupportedError(f"The logit lens reads {self.model_name('generation')}, a decoder; this "
+                                       f"result comes from {text.model_name} ({text.architecture}).")
+            return text.decoder_token_ids, text.tokens("decoder")
+        validation.check_text(text, "text")
+        tokenizer = self.backend.model(self.backend.generation_key).tokenizer
+        ids = tokenizer(text)["input_ids"]
+        return ids, display_tokens(tokenizer, ids)[0]
+
     def _zero_shot(self, zero_shot: Any) -> bool:
         if not isinstance(zero_shot, bool):
             raise InvalidInputError("zero_shot must be true or false.")

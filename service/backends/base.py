@@ -11,8 +11,11 @@ import threading
 from typing import Any, Callable
 
 from service.attention.capture import inference_mode
+from service.attention.tokens import display_tokens
 from service.models.loading import LoadedModel, Progress
 from service.models.sources import ModelSource
+from service.probes.head_roles import HeadRole, probe_head_roles
+from service.probes.logit_lens import LogitLens, logit_lens
 from service.result import AttentionResult
 from service.tasks.generation import GenerationSettings, run_generation
 
@@ -35,6 +38,7 @@ class Backend:
         self._models: dict[str, LoadedModel] = {}
         self._load_locks: dict[str, threading.Lock] = {}
         self._registry_lock = threading.Lock()
+        self._head_roles: list[HeadRole] | None = None
 
     # --- tasks --------------------------------------------------------------------------------------
     def generate(
@@ -69,6 +73,33 @@ class Backend:
     def decode(self, token_ids: list[int]) -> str:
         """Text of generated ids, as the generation model's tokenizer writes it."""
         return self.model(self.generation_key).tokenizer.decode(token_ids, skip_special_tokens=True)
+
+    # --- looking inside the generation model ------------------------------------------------------
+    def head_roles(self) -> list[HeadRole]:
+        """Every head of the generation model with its role and scores (service/probes/head_roles.py); the probe
+        runs once per backend and is kept."""
+        with self._registry_lock:
+            if self._head_roles is not None:
+                return self._head_roles
+        loaded = self.model(self.generation_key)
+        with loaded.lock, inference_mode():
+            roles = probe_head_roles(loaded.model, loaded.tokenizer)
+        with self._registry_lock:
+            self._head_roles = roles
+        return roles
+
+    def logit_lens(self, token_ids: list[int], tokens: list[str], start: int, end: int, k: int) -> LogitLens:
+        """The logit lens of the generation model over `token_ids` (service/probes/logit_lens.py)."""
+        loaded = self.model(self.generation_key)
+        names: dict[int, str] = {}
+
+        def token_text(token_id: int) -> str:
+            if token_id not in names:
+                names[token_id] = display_tokens(loaded.tokenizer, [token_id])[0][0]
+            return names[token_id]
+
+        with loaded.lock, inference_mode():
+            return logit_lens(loaded.model, token_ids, token_text, tokens, start, end, k)
 
     # --- Explain ------------------------------------------------------------------------------------
     def explain_model(self, choice: str) -> LoadedModel:

@@ -35,11 +35,9 @@ def display(tokenizer: Any, ids: list[int]) -> tuple[list[str], list[bool]]:
 
 
 def _display_tokens() -> Any:
-    """service's display_tokens, wherever the token helper lives (it is moving into service/attention/)."""
-    try:
-        from service.attention.tokens import display_tokens
-    except ImportError:
-        from service.tokens import display_tokens
+    """service.attention.tokens.display_tokens, imported on first use."""
+    from service.attention.tokens import display_tokens
+
     return display_tokens
 
 

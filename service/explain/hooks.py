@@ -1,9 +1,8 @@
-"""Forward hooks on one layer (placed by the family adapter) and the eager-attention switch for the Explain pass."""
+"""Forward hooks on one layer, placed by the family adapter: what the Explain recompute starts from and checks."""
 
 from __future__ import annotations
 
-import contextlib
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 
@@ -58,19 +57,3 @@ class LayerHooks:
             handle.remove()
         self._handles.clear()
 
-
-@contextlib.contextmanager
-def eager_attention(model: Any) -> Iterator[None]:
-    """Switch the model to eager attention (the only kind that returns weights) and restore what it had before.
-
-    Unlike the capture path's switch (always back to sdpa), this restores the previous kernel, whatever it was:
-    the explained model may be shared with a task that set its own."""
-    previous = getattr(model.config, "_attn_implementation", None)
-    switched = previous != "eager"
-    if switched:
-        model.set_attn_implementation("eager")
-    try:
-        yield
-    finally:
-        if switched and previous is not None:
-            model.set_attn_implementation(previous)

@@ -13,7 +13,8 @@ import torch
 from service.errors import InvalidInputError, UnsupportedError
 from service.explain.card import architecture_card
 from service.explain.display import display
-from service.explain.hooks import LayerHooks, eager_attention
+from service.attention.capture import eager_attention
+from service.explain.hooks import LayerHooks
 from service.explain.recompute import recompute
 from service.explain.result import TOLERANCE, ExplainResult
 from service.families import ADAPTERS, FamilyAdapter, adapter_for, family_of, listing, parse_layer_type

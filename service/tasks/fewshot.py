@@ -29,7 +29,7 @@ from typing import Any, Sequence
 import torch
 
 from service.attention.capture import CapturedRows, eager_attention, rows_from_generation
-from service.text import Direction, is_cjk_ideograph
+from service.text import Direction
 
 SENTIMENT_LABELS = ("positive", "negative")
 CONTENT_FREE_INPUTS = ("N/A",)             # contextual calibration probe(s), averaged
