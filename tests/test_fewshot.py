@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import Gemma3ForCausalLM, Gemma3TextConfig, PreTrainedTokenizerFast
 
-from service.tasks import fewshot
+from service.tasks import fewshot, lm_calls
 from service.text import is_cjk_ideograph
 from service.tasks.fewshot import (
     FewShotOutcome,
@@ -227,7 +227,7 @@ def test_trim_keeps_an_answer_made_only_of_question_words():
 def test_span_constraint_masks_tokens_that_leave_the_context(tiny_tokenizer):
     context = "Marie Curie was born in Warsaw"
     prompt_ids = tiny_tokenizer("Answer:").input_ids
-    constraint = fewshot._ContextSpanConstraint(tiny_tokenizer, context, len(prompt_ids))
+    constraint = lm_calls.ContextSpanConstraint(tiny_tokenizer, context, len(prompt_ids))
     scores = torch.zeros(1, len(tiny_tokenizer))                                    # (batch, vocab): all tied
     masked = constraint(torch.tensor([prompt_ids]), scores)
     allowed = torch.isfinite(masked[0]).nonzero().flatten().tolist()

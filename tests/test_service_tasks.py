@@ -263,7 +263,7 @@ def test_fewshot_attention_captured_while_running_equals_a_separate_eager_pass(t
 
 def test_fewshot_generation_that_hits_its_token_limit_still_gets_its_last_row() -> None:
     from service.attention import capture
-    from service.tasks.fewshot import _generate_line
+    from service.tasks.lm_calls import generate_line as _generate_line
 
     loaded = load_tiny("fewshot")
     with loaded.lock, torch.inference_mode():
@@ -294,7 +294,7 @@ def test_fewshot_attention_cap_keeps_the_last_positions_of_the_captured_rows() -
 
 
 def test_fewshot_sentiment_runs_one_forward_per_request_after_the_first() -> None:
-    from service.tasks.fewshot import _CALIBRATIONS
+    from service.tasks.lm_calls import CALIBRATIONS as _CALIBRATIONS
 
     service = ModelService("tiny-fewshot")
     loaded = load_tiny("fewshot", service.device)          # the instance the service runs

@@ -1,0 +1,271 @@
+"""The model calls behind few-shot tasks: scoring label continuations in one tree-masked forward, greedy lines
+(optionally constrained to spans of a context), and the contextual-calibration probe, each capturing the attention
+it computed on the way (service.attention.capture.CapturedRows). Hold the model's lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from service.attention.capture import CapturedRows, eager_attention, rows_from_generation
+
+SENTIMENT_LABELS = ("positive", "negative")
+CONTENT_FREE_INPUTS = ("N/A",)             # contextual calibration probe(s), averaged
+SPAN_CANDIDATES_PER_STEP = 64               # constrained QA decoding looks this far down the ranking each step
+
+
+def encode(tokenizer: Any, text: str, device: torch.device) -> torch.Tensor:
+    return tokenizer(text, return_tensors="pt").input_ids.to(device)                 # (1, tokens)
+
+
+def token_count(tokenizer: Any, text: str) -> int:
+    return len(tokenizer(text, add_special_tokens=False).input_ids)
+
+
+def kernel_for(model: Any, capture_attention: bool) -> Any:
+    """The eager kernel while capturing (it returns attention weights), else whatever the model runs on."""
+    return eager_attention(model) if capture_attention else contextlib.nullcontext()
+
+
+# Contextual-calibration log-probabilities per model (weakly held: a dropped model drops its entry), then per
+# tokenizer and prompt prefix. The lock makes the check-and-fill atomic when calls come from several threads.
+CALIBRATIONS: "weakref.WeakKeyDictionary[Any, dict[tuple[int, str], tuple[Any, torch.Tensor]]]" = (
+    weakref.WeakKeyDictionary()
+)
+CALIBRATIONS_LOCK = threading.Lock()
+
+
+def calibration(model: Any, tokenizer: Any, query_prefix: str, probe_block: Any) -> torch.Tensor:
+    """Mean label log-probabilities (labels,) after `query_prefix + probe_block(probe)` for each content-free probe;
+    computed once per model, tokenizer and prefix (a demonstration set)."""
+    key = (id(tokenizer), query_prefix)
+    with CALIBRATIONS_LOCK:
+        per_model = CALIBRATIONS.setdefault(model, {})
+        cached = per_model.get(key)
+        if cached is not None and cached[0]() is tokenizer:
+            return cached[1]
+        calibration = torch.stack([
+            score_labels(model, tokenizer, query_prefix + probe_block(probe), SENTIMENT_LABELS,
+                          capture_attention=False).logprobs
+            for probe in CONTENT_FREE_INPUTS
+        ]).mean(dim=0)                                                                      # (labels,)
+        per_model[key] = (_weak_or_strong(tokenizer), calibration)
+        return calibration
+
+
+def _weak_or_strong(value: Any) -> Any:
+    """A callable returning `value`: a weak reference where the type allows one."""
+    try:
+        return weakref.ref(value)
+    except TypeError:
+        return lambda: value
+
+
+@dataclass
+class LabelScores:
+    """Label log-probabilities from one forward, and the attention rows to show for each label."""
+
+    logprobs: torch.Tensor                        # (labels,)
+    prompt_ids: list[int]
+    label_ids: list[list[int]]
+    label_starts: list[int]                       # where each label's tokens start in the tree sequence
+    attentions: Any = None                        # per layer (1, head, Q, Q) over the tree sequence, or None
+
+    def rows_for(self, label: int) -> CapturedRows | None:
+        """The attention of prompt + that label's tokens, as if they had been the only sequence."""
+        if self.attentions is None:
+            return None
+        prompt_length = len(self.prompt_ids)
+        start = self.label_starts[label]
+        prompt_block = [layer[0, :, :prompt_length, :prompt_length] for layer in self.attentions]  # (head, P, P)
+        later_rows = []
+        for offset in range(len(self.label_ids[label])):
+            keys = list(range(prompt_length)) + list(range(start, start + offset + 1))  # prompt, then the branch
+            later_rows.append([layer[0, :, start + offset, keys] for layer in self.attentions])  # (head, keys)
+        return CapturedRows(self.prompt_ids + self.label_ids[label], prompt_block, later_rows)
+
+
+def score_labels(
+    model: Any, tokenizer: Any, prompt: str, labels: tuple[str, ...], capture_attention: bool
+) -> LabelScores:
+    """log P(" label" | prompt) for each label (mean over its tokens) from ONE forward.
+
+    The sequence is the prompt followed by every label's tokens as sibling branches: a label's tokens see the
+    prompt and their own branch only, at the positions they would have right after the prompt, so each branch
+    computes exactly what a separate forward over prompt + label would (and its attention rows, when captured).
+    """
+    device = model.device
+    prompt_ids = encode(tokenizer, prompt, device)[0].tolist()                      # (P,)
+    label_ids = [tokenizer(" " + label, add_special_tokens=False).input_ids for label in labels]
+    prompt_length = len(prompt_ids)
+    sequence = list(prompt_ids)
+    positions = list(range(prompt_length))
+    branch = [-1] * prompt_length                   # -1: the shared prompt; else the label the token belongs to
+    label_starts = []
+    for index, ids in enumerate(label_ids):
+        label_starts.append(len(sequence))
+        sequence += ids
+        positions += range(prompt_length, prompt_length + len(ids))
+        branch += [index] * len(ids)
+    first_logit = prompt_length - 1                 # logits from here on: the prompt's last position, the branches
+    with torch.inference_mode():
+        output = model(
+            input_ids=torch.tensor([sequence], device=device),                          # (1, Q)
+            position_ids=torch.tensor([positions], device=device),                      # (1, Q)
+            attention_mask=_tree_masks(model, positions, branch),
+            use_cache=False, output_attentions=capture_attention,
+            logits_to_keep=len(sequence) - first_logit,
+        )
+        logprobs_at = torch.log_softmax(output.logits[0].float(), dim=-1)              # (Q - P + 1, vocab)
+        scores = []
+        for ids, start in zip(label_ids, label_starts):
+            rows = [0] + [start + offset - first_logit for offset in range(len(ids) - 1)]  # who predicts each token
+            scores.append(sum(logprobs_at[row, token] for row, token in zip(rows, ids)) / len(ids))
+    return LabelScores(torch.stack(scores).cpu(), prompt_ids, label_ids, label_starts,
+                        output.attentions if capture_attention else None)
+
+
+def _tree_masks(model: Any, positions: list[int], branch: list[int]) -> Any:
+    """Additive (1, 1, Q, Q) masks for the branch sequence: causal, a branch sees only the prompt and itself.
+
+    Models with sliding-window layers (Gemma-3) get a dict per layer type, the window applied on positions.
+    """
+    dtype = model.dtype if model.dtype.is_floating_point else torch.float32
+    device = model.device
+    position = torch.tensor(positions, device=device)
+    owner = torch.tensor(branch, device=device)
+    index = torch.arange(len(positions), device=device)
+    visible = (index[None, :] <= index[:, None]) & (
+        (owner[None, :] == -1) | (owner[None, :] == owner[:, None])
+    )                                                                                  # (query, key)
+    blocked = torch.finfo(dtype).min
+
+    def additive(allowed: torch.Tensor) -> torch.Tensor:
+        mask = torch.zeros(allowed.shape, dtype=dtype, device=device).masked_fill(~allowed, blocked)
+        return mask[None, None]                                                        # (1, 1, query, key)
+
+    config = getattr(model.config, "get_text_config", lambda: model.config)()
+    layer_types = set(getattr(config, "layer_types", None) or ())
+    window = getattr(config, "sliding_window", None)
+    if "sliding_attention" in layer_types and window:
+        in_window = position[None, :] > position[:, None] - window                     # (query, key)
+        return {"full_attention": additive(visible), "sliding_attention": additive(visible & in_window)}
+    return additive(visible)
+
+
+@dataclass
+class Line:
+    text: str                                     # the completion up to the newline, right-stripped
+    logprobs: list[float]                         # log-prob of each kept token
+    attention: CapturedRows | None
+
+
+def generate_line(
+    model: Any, tokenizer: Any, prompt: str, max_new_tokens: int, constraint: Any = None,
+    capture_attention: bool = False,
+) -> Line:
+    """Greedy continuation of `prompt` up to the first newline (excluded) or EOS; also each kept token's log-prob.
+
+    `constraint`, when given, is a transformers LogitsProcessor that masks tokens (e.g. ContextSpanConstraint).
+    With capture_attention the generation runs on the eager kernel and returns its attention: the prefill's
+    (prompt × prompt) block and one row per decoding step, over the prompt and the kept tokens.
+    """
+    from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
+
+    input_ids = encode(tokenizer, prompt, model.device)                              # (1, prompt_tokens)
+    prompt_length = input_ids.shape[1]
+    eos = [i for i in {tokenizer.eos_token_id, *_as_list(getattr(model.generation_config, "eos_token_id", None))}
+           if i is not None]
+    config = GenerationConfig(
+        max_new_tokens=max(1, int(max_new_tokens)), do_sample=False,
+        eos_token_id=eos or None, pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None
+        else (eos[0] if eos else 0),
+        output_logits=True, return_dict_in_generate=True, output_attentions=capture_attention,
+    )
+    with torch.inference_mode(), kernel_for(model, capture_attention):
+        output = model.generate(
+            input_ids=input_ids, attention_mask=torch.ones_like(input_ids), generation_config=config,
+            stopping_criteria=StoppingCriteriaList([_StopAtNewline(tokenizer, prompt_length)]),
+            logits_processor=LogitsProcessorList([constraint] if constraint is not None else []),
+        )
+        generated = output.sequences[0, prompt_length:].tolist()                       # (new_tokens,)
+        logprobs = [
+            float(torch.log_softmax(step_logits[0].float(), dim=-1)[token])           # step_logits: (1, vocab)
+            for step_logits, token in zip(output.logits, generated)
+        ]
+        kept: list[int] = []
+        for token in generated:
+            if token in eos:
+                break
+            kept.append(token)
+        text = tokenizer.decode(kept, skip_special_tokens=True)
+        if "\n" in text:
+            text = text[: text.index("\n")]
+            kept = kept[:-1]
+        attention = None
+        if capture_attention:
+            sequence = output.sequences[0].tolist()                                    # prompt + generated ids
+            needs_last_row = len(kept) == len(generated)          # no stop token after the kept ones
+            attention = rows_from_generation(output.attentions, sequence, output.cache if needs_last_row else None)
+    return Line(text.rstrip(), logprobs[: len(kept)], attention)
+
+
+class ContextSpanConstraint:
+    """Logits processor: the answer so far must stay a (case-insensitive) substring of the context.
+
+    Each step keeps, among the SPAN_CANDIDATES_PER_STEP most likely tokens, those that extend the answer to another
+    substring of the context, plus a newline/EOS once the answer is non-empty; every other token is masked.
+    Raw logits stay available (output_logits) for scoring. Greedy decoding then picks the best allowed token.
+    """
+
+    def __init__(self, tokenizer: Any, context: str, prompt_length: int) -> None:
+        self.tokenizer = tokenizer
+        self.context = context.lower()
+        self.prompt_length = prompt_length
+        self.stop_ids = {i for i in (tokenizer.eos_token_id,) if i is not None}
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        generated = input_ids[0, self.prompt_length:].tolist()                           # (new_tokens,)
+        answer_so_far = self.tokenizer.decode(generated, skip_special_tokens=True).lstrip()
+        top = torch.topk(scores[0], k=min(SPAN_CANDIDATES_PER_STEP, scores.shape[-1])).indices.tolist()
+        allowed = []
+        for token in top:
+            if token in self.stop_ids:
+                if answer_so_far:
+                    allowed.append(token)
+                continue
+            text = self.tokenizer.decode(generated + [token], skip_special_tokens=True).lstrip()
+            line, newline, _ = text.partition("\n")
+            if newline and answer_so_far and line.rstrip().lower() == answer_so_far.rstrip().lower():
+                allowed.append(token)                                                  # a clean stop
+            elif not newline and line and line.lower() in self.context:
+                allowed.append(token)
+            elif not newline and not line and not generated:
+                allowed.append(token)                         # a bare leading space ("▁") before the answer
+        if not allowed:                                       # nothing in reach extends a span: end the answer
+            allowed = [token for token in top if token in self.stop_ids] or top[:1]
+        mask = torch.full_like(scores, float("-inf"))                                  # (1, vocab)
+        mask[0, allowed] = 0.0
+        return scores + mask
+
+
+class _StopAtNewline:
+    """Stopping criterion: the newest token contains a newline (each few-shot answer is one line)."""
+
+    def __init__(self, tokenizer: Any, prompt_length: int) -> None:
+        self.tokenizer = tokenizer
+        self.prompt_length = prompt_length
+
+    def __call__(self, input_ids: torch.Tensor, scores: Any, **kwargs: Any) -> torch.Tensor:
+        done = input_ids.shape[1] > self.prompt_length and "\n" in self.tokenizer.decode(input_ids[0, -1:])
+        return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
+
+
+def _as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
