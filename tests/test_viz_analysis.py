@@ -7,8 +7,8 @@ import pytest
 
 from viz_fixtures import decoder_result, encoder_decoder_result, encoder_result, pattern, random_result, stacked
 from viz import (STATISTICS, attention_entropy, attention_rollout, first_token_share, head_statistic,
-                 mean_attention_distance, plot_head_summary, plot_rollout, previous_token_score, render_token_strip,
-                 token_strip_html)
+                 mean_attention_distance, plot_head_summary, plot_rollout, plot_statistic_map, previous_token_score,
+                 render_token_strip, token_strip_html)
 from viz.style import ATTENTION_CAVEAT
 
 T = 8
@@ -117,3 +117,12 @@ def test_token_strip_escapes_every_token():
     assert '&quot;␣onmouseover=&quot;x' in strip
     with pytest.raises(ValueError, match="weights has shape"):
         render_token_strip(np.ones(3), tokens)
+
+
+def test_head_summary_has_an_explicit_colour_range_even_when_every_value_is_zero():
+    # An auto-ranged colour bar drew "NaN" tall when the app's gr.Plot switched to it from a one-head figure.
+    for values, statistic, top in ((np.array([[0.5, 2.0]]), "entropy", 2.0), (np.zeros((2, 3)), "distance", 1.0),
+                                   (np.array([[0.2, 0.4]]), "first_token", 1.0)):
+        fig = plot_statistic_map(values, statistic)
+        assert fig.data[0].coloraxis == "coloraxis" and fig.data[0].zmax is None
+        assert (fig.layout.coloraxis.cmin, fig.layout.coloraxis.cmax) == (0.0, pytest.approx(top))

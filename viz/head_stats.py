@@ -145,11 +145,16 @@ def plot_statistic_map(values: np.ndarray, statistic: str, *, title: str | None 
     info = STATISTICS[statistic]
     num_layers, num_heads = values.shape
     share = info.unit == "share of attention"
+    finite = values[np.isfinite(values)]
+    top = 1.0 if share or not finite.size or finite.max() <= 0 else float(finite.max())
     fig = go.Figure(go.Heatmap(
         z=values, x=[f"head {h}" for h in range(num_heads)], y=[f"layer {layer}" for layer in range(num_layers)],
-        colorscale=COLOR_SCALE, zmin=0.0, zmax=1.0 if share else None,
-        colorbar=colorbar(info.unit, theme), texttemplate="%{z:.2f}", textfont={"size": 10},
+        coloraxis="coloraxis", texttemplate="%{z:.2f}", textfont={"size": 10},
         hovertemplate="%{y} · %{x}<br>" + escape_text(info.label) + ": %{z:.3f}<extra></extra>"))
+    # An explicit range on the shared colour axis, as every other figure has: the app redraws one gr.Plot with
+    # Plotly.react, which leaves an auto-ranged colour bar NaN tall after a single-heatmap coloraxis figure.
+    fig.update_layout(coloraxis={"colorscale": COLOR_SCALE, "cmin": 0.0, "cmax": top,
+                                 "colorbar": colorbar(info.unit, theme)})
     fig.update_xaxes(type="category", side="top", showgrid=False)
     fig.update_yaxes(type="category", autorange="reversed", showgrid=False)
     caption = escape_text(info.meaning) + "<br>" + ATTENTION_CAVEAT
