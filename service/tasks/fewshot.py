@@ -110,7 +110,8 @@ def classify_fewshot(model: Any, tokenizer: Any, text: str, capture_attention: b
 
     with kernel_for(model, capture_attention):
         content_free = calibration(model, tokenizer, query_prefix, lambda probe: _sentiment_block(probe, None))
-        scored = score_labels(model, tokenizer, prompt, SENTIMENT_LABELS, capture_attention)  # (labels,) each
+        scored = score_labels(model, tokenizer, prompt, SENTIMENT_LABELS, capture_attention,  # (labels,) each
+                              prefix_text=query_prefix)
     calibrated = torch.softmax(scored.logprobs - content_free, dim=0)                       # (labels,)
     best = int(torch.argmax(calibrated))
     label = SENTIMENT_LABELS[best]
@@ -133,13 +134,14 @@ def answer_fewshot(
     chosen = QA_DEMONSTRATIONS if demonstrations is None else demonstrations
     for index, (demo_context, demo_question, demo_answer) in enumerate(chosen, start=1):
         builder.add(f"demonstration {index}", _qa_block(demo_context, demo_question, demo_answer) + "\n")
+    query_prefix = builder.text
     builder.add_fields(("format", "Text: "), ("context", _one_line(context)), ("format", "\nQuestion: "),
                        ("question", _one_line(question)), ("format", "\nAnswer:"))
     prompt = builder.text
 
     limit = min(token_count(tokenizer, context) + 1, QA_MAX_ANSWER_TOKENS)
     only_spans = ContextSpanConstraint(tokenizer, _one_line(context), len(tokenizer(prompt).input_ids))
-    line = generate_line(model, tokenizer, prompt, limit, only_spans, capture_attention)
+    line = generate_line(model, tokenizer, prompt, limit, only_spans, capture_attention, prefix_text=query_prefix)
     completion, token_logprobs = line.text, line.logprobs
     start, end = snap_to_span(context, completion)
     start, end = trim_restated_question(context, question, start, end)
@@ -167,12 +169,13 @@ def translate_fewshot(
     for index, pair in enumerate(chosen, start=1):
         texts = {"en": pair[0], "zh": pair[1]}
         builder.add(f"demonstration {index}", _translation_block(source, texts[source], target, texts[target]) + "\n")
+    query_prefix = builder.text
     builder.add_fields(("format", f"{LANGUAGE_NAMES[source]}: "), ("source", _one_line(text)),
                        ("format", f"\n{LANGUAGE_NAMES[target]}:"))
     prompt = builder.text
 
     limit = min(2 * token_count(tokenizer, text) + 10, MAX_NEW_TOKENS_CAP)
-    line = generate_line(model, tokenizer, prompt, limit, None, capture_attention)
+    line = generate_line(model, tokenizer, prompt, limit, None, capture_attention, prefix_text=query_prefix)
     outcome = builder.finish(line.text, {"translation": line.text.strip(), "direction": direction})
     outcome.attention = line.attention
     return outcome

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from service.attention.capture import CapturedRows, eager_attention, rows_from_generation
+from service.attention.prefix_cache import PREFIXES
 
 SENTIMENT_LABELS = ("positive", "negative")
 CONTENT_FREE_INPUTS = ("N/A",)             # contextual calibration probe(s), averaged
@@ -52,7 +53,7 @@ def calibration(model: Any, tokenizer: Any, query_prefix: str, probe_block: Any)
             return cached[1]
         calibration = torch.stack([
             score_labels(model, tokenizer, query_prefix + probe_block(probe), SENTIMENT_LABELS,
-                          capture_attention=False).logprobs
+                         capture_attention=False, prefix_text=query_prefix).logprobs
             for probe in CONTENT_FREE_INPUTS
         ]).mean(dim=0)                                                                      # (labels,)
         per_model[key] = (_weak_or_strong(tokenizer), calibration)
@@ -92,16 +93,20 @@ class LabelScores:
 
 
 def score_labels(
-    model: Any, tokenizer: Any, prompt: str, labels: tuple[str, ...], capture_attention: bool
+    model: Any, tokenizer: Any, prompt: str, labels: tuple[str, ...], capture_attention: bool,
+    prefix_text: str | None = None,
 ) -> LabelScores:
     """log P(" label" | prompt) for each label (mean over its tokens) from ONE forward.
 
     The sequence is the prompt followed by every label's tokens as sibling branches: a label's tokens see the
     prompt and their own branch only, at the positions they would have right after the prompt, so each branch
     computes exactly what a separate forward over prompt + label would (and its attention rows, when captured).
+    With `prefix_text` (the instruction and demonstrations the prompt starts with), that prefix runs once per
+    model and is reused (service/attention/prefix_cache.py): the forward covers the query and the labels only.
     """
     device = model.device
     prompt_ids = encode(tokenizer, prompt, device)[0].tolist()                      # (P,)
+    prefix = PREFIXES.lookup(model, tokenizer, prefix_text, prompt_ids) if prefix_text else None
     label_ids = [tokenizer(" " + label, add_special_tokens=False).input_ids for label in labels]
     prompt_length = len(prompt_ids)
     sequence = list(prompt_ids)
@@ -114,21 +119,40 @@ def score_labels(
         positions += range(prompt_length, prompt_length + len(ids))
         branch += [index] * len(ids)
     first_logit = prompt_length - 1                 # logits from here on: the prompt's last position, the branches
+    masks = _tree_masks(model, positions, branch)
+    start = len(prefix.ids) if prefix is not None else 0                               # tokens already cached
     with torch.inference_mode():
         output = model(
-            input_ids=torch.tensor([sequence], device=device),                          # (1, Q)
-            position_ids=torch.tensor([positions], device=device),                      # (1, Q)
-            attention_mask=_tree_masks(model, positions, branch),
-            use_cache=False, output_attentions=capture_attention,
+            input_ids=torch.tensor([sequence[start:]], device=device),                  # (1, Q - start)
+            position_ids=torch.tensor([positions[start:]], device=device),              # (1, Q - start)
+            attention_mask=_mask_rows(model, masks, start),
+            cache=prefix.fresh_cache() if prefix is not None else None,
+            use_cache=prefix is not None, output_attentions=capture_attention,
             logits_to_keep=len(sequence) - first_logit,
         )
+        attentions = output.attentions if capture_attention else None
+        if attentions is not None and prefix is not None:
+            attentions = prefix.full_attention(attentions)                             # per layer (1, head, Q, Q)
         logprobs_at = torch.log_softmax(output.logits[0].float(), dim=-1)              # (Q - P + 1, vocab)
         scores = []
         for ids, start in zip(label_ids, label_starts):
             rows = [0] + [start + offset - first_logit for offset in range(len(ids) - 1)]  # who predicts each token
             scores.append(sum(logprobs_at[row, token] for row, token in zip(rows, ids)) / len(ids))
-    return LabelScores(torch.stack(scores).cpu(), prompt_ids, label_ids, label_starts,
-                        output.attentions if capture_attention else None)
+    return LabelScores(torch.stack(scores).cpu(), prompt_ids, label_ids, label_starts, attentions)
+
+
+def _mask_rows(model: Any, masks: Any, start: int) -> Any:
+    """The rows of the (1, 1, Q, Q) tree masks from `start` on, for a forward over a cache holding `start` tokens.
+    A sliding-window layer's cache holds only its last window - 1 tokens, so its mask keeps the last columns."""
+    if start == 0:
+        return masks
+    if not isinstance(masks, dict):
+        return masks[:, :, start:, :]                                                  # (1, 1, Q - start, Q)
+    window = getattr(getattr(model.config, "get_text_config", lambda: model.config)(), "sliding_window", None)
+    kept = min(start, window - 1) if window else start                                 # cached keys per sliding layer
+    total = masks["full_attention"].shape[-1]
+    return {"full_attention": masks["full_attention"][:, :, start:, :],
+            "sliding_attention": masks["sliding_attention"][:, :, start:, start - kept: total]}
 
 
 def _tree_masks(model: Any, positions: list[int], branch: list[int]) -> Any:
@@ -168,18 +192,20 @@ class Line:
 
 def generate_line(
     model: Any, tokenizer: Any, prompt: str, max_new_tokens: int, constraint: Any = None,
-    capture_attention: bool = False,
+    capture_attention: bool = False, prefix_text: str | None = None,
 ) -> Line:
     """Greedy continuation of `prompt` up to the first newline (excluded) or EOS; also each kept token's log-prob.
 
     `constraint`, when given, is a transformers LogitsProcessor that masks tokens (e.g. ContextSpanConstraint).
     With capture_attention the generation runs on the eager kernel and returns its attention: the prefill's
-    (prompt × prompt) block and one row per decoding step, over the prompt and the kept tokens.
+    (prompt × prompt) block and one row per decoding step, over the prompt and the kept tokens. With `prefix_text`
+    the prompt's prefix is reused from the prefix cache, so the prefill covers the query only.
     """
     from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
 
     input_ids = encode(tokenizer, prompt, model.device)                              # (1, prompt_tokens)
     prompt_length = input_ids.shape[1]
+    prefix = PREFIXES.lookup(model, tokenizer, prefix_text, input_ids[0].tolist()) if prefix_text else None
     eos = [i for i in {tokenizer.eos_token_id, *_as_list(getattr(model.generation_config, "eos_token_id", None))}
            if i is not None]
     config = GenerationConfig(
@@ -193,6 +219,7 @@ def generate_line(
             input_ids=input_ids, attention_mask=torch.ones_like(input_ids), generation_config=config,
             stopping_criteria=StoppingCriteriaList([_StopAtNewline(tokenizer, prompt_length)]),
             logits_processor=LogitsProcessorList([constraint] if constraint is not None else []),
+            cache=prefix.fresh_cache() if prefix is not None else None,
         )
         generated = output.sequences[0, prompt_length:].tolist()                       # (new_tokens,)
         logprobs = [
@@ -212,7 +239,10 @@ def generate_line(
         if capture_attention:
             sequence = output.sequences[0].tolist()                                    # prompt + generated ids
             needs_last_row = len(kept) == len(generated)          # no stop token after the kept ones
-            attention = rows_from_generation(output.attentions, sequence, output.cache if needs_last_row else None)
+            steps = list(output.attentions)
+            if prefix is not None:                                # the prefill covered the query only
+                steps[0] = prefix.full_attention(steps[0])        # per layer (1, head, P, P)
+            attention = rows_from_generation(steps, sequence, output.cache if needs_last_row else None)
     return Line(text.rstrip(), logprobs[: len(kept)], attention)
 
 

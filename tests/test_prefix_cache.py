@@ -1,0 +1,69 @@
+"""Few-shot prefix reuse: the demonstrations run once; later requests compute only their own tokens, and the
+attention they show is still exactly one eager pass over the whole prompt."""
+
+import numpy as np
+import pytest
+import torch
+
+from service import ModelService
+from service.attention import capture
+from service.attention.prefix_cache import PREFIXES, PrefixCache
+
+
+@pytest.fixture()
+def fewshot() -> ModelService:
+    PREFIXES.clear()
+    return ModelService("tiny-fewshot", max_attention_tokens=1024)
+
+
+def _calls(service: ModelService):
+    return {
+        "sentiment": lambda text: service.classify(text),
+        "qa": lambda text: service.answer(f"{text} Bob lives in Oslo.", "Where does Bob live?"),
+        "translation": lambda text: service.translate(text, "en-zh"),
+    }
+
+
+@pytest.mark.parametrize("task", ["sentiment", "qa", "translation"])
+def test_a_reused_prefix_gives_the_full_prompt_attention(fewshot: ModelService, task: str) -> None:
+    call = _calls(fewshot)[task]
+    call("I loved this movie.")                       # runs the prefix once
+    hits = PREFIXES.hits
+    result = call("The soup was cold.")                # a new input on the same demonstrations: a hit
+    assert PREFIXES.hits > hits
+    loaded = fewshot.backend.model("fewshot")
+    with loaded.lock, torch.inference_mode():
+        reference = capture.decoder_attention(loaded.model, torch.tensor([result.decoder_token_ids]))
+    assert np.abs(reference - result.decoder_attention).max() < 1e-5
+
+
+def test_reuse_changes_no_prediction(fewshot: ModelService) -> None:
+    first = fewshot.classify("A warm, funny film.")
+    again = fewshot.classify("A warm, funny film.")      # the second time from the cached prefix
+    PREFIXES.clear()
+    fresh = fewshot.classify("A warm, funny film.")
+    assert first.prediction == again.prediction == fresh.prediction
+    np.testing.assert_allclose(again.decoder_attention, fresh.decoder_attention, atol=1e-6)
+
+
+def test_zero_shot_has_its_own_prefix(fewshot: ModelService) -> None:
+    few, zero = fewshot.compare_shots("sentiment", {"text": "I loved it."})
+    assert len(zero.decoder_tokens) < len(few.decoder_tokens) and PREFIXES.misses >= 2
+
+
+def test_a_prefix_that_tokenises_differently_inside_the_prompt_is_not_used(fewshot: ModelService) -> None:
+    loaded = fewshot.backend.model("fewshot")
+    cache = PrefixCache()
+    prompt_ids = loaded.tokenizer("Review: goodness").input_ids
+    assert cache.lookup(loaded.model, loaded.tokenizer, "Review: good", prompt_ids + [0]) is None or \
+        loaded.tokenizer("Review: good").input_ids == prompt_ids[: len(loaded.tokenizer("Review: good").input_ids)]
+
+
+def test_the_cache_keeps_at_most_its_limit(fewshot: ModelService) -> None:
+    loaded = fewshot.backend.model("fewshot")
+    cache = PrefixCache(max_entries=2)
+    for word in ("alpha", "beta", "gamma"):
+        prefix = f"Instruction {word}.\n"
+        ids = loaded.tokenizer(prefix + "Review: x").input_ids
+        cache.lookup(loaded.model, loaded.tokenizer, prefix, ids)
+    assert cache.misses == 3 and len(cache._entries[loaded.model]) == 2
