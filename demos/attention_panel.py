@@ -381,9 +381,15 @@ class AttentionPanel:
             value = {"value": picked[name]} if sent is None or name == "query" or sent[name] != picked[name] else {}
             updates[component] = gr.update(visible=visible, **settings[name], **value)
         for target, component in self.drawn.items():
-            updates[component] = (gr.update(value=drawn, visible=True) if target == view.target
-                                  else gr.update(visible=False))
+            # the class names the view drawn (page styles and the browser tests can tell which one is showing)
+            updates[component] = (gr.update(value=drawn, visible=True, elem_classes=[view_class(view)])
+                                  if target == view.target else gr.update(visible=False))
         return updates
+
+
+def view_class(view: View) -> str:
+    """The CSS class the panel's plot or HTML block carries while it shows `view`: "atlas-view-<key>"."""
+    return f"atlas-view-{view.key}"
 
 
 def _query_choices(result: AttentionResult, side: TokenSide) -> list[tuple[str, int]]:
