@@ -16,7 +16,11 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is i
 import gradio as gr  # noqa: E402
 
 from demos import generation, qa, sentiment, translation  # noqa: E402
+from demos.access import AUTH_FILE_ENV, LOGIN_MESSAGE, AuthFileError, LoginGuard, open_door_warning  # noqa: E402
+from demos.access import read_auth_file, readable_by_others  # noqa: E402
+from demos.privacy import build_forget_control, forget_session  # noqa: E402
 from demos.store import DEFAULT_STORE, ResultStore  # noqa: E402
+from demos.turns import FairTurns  # noqa: E402
 from service import limits  # noqa: E402
 
 TITLE = "Attention Atlas"
@@ -37,7 +41,7 @@ CSS = """
 .atlas-context mark {padding: 0 .15em; border-radius: .2em}
 """
 
-PUBLIC_API = ("generate", "answer", "translate", "classify", "explain")
+PUBLIC_API = ("generate", "answer", "translate", "classify", "explain", "forget")
 TASK_TABS = [("Generate", generation), ("Ask", qa), ("Translate", translation), ("Sentiment", sentiment)]
 
 
@@ -52,6 +56,7 @@ def build_app(service: Any, store: ResultStore | None = None) -> gr.Blocks:
     store = store or DEFAULT_STORE
     with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
         gr.Markdown(INTRO, elem_id="intro")
+        build_forget_control(store, demo)
         with gr.Tabs(elem_id="tabs"):
             for label, module in TASK_TABS:
                 with gr.Tab(label, id=module.TASK, elem_id=f"tab-{module.TASK}"):
@@ -62,7 +67,7 @@ def build_app(service: Any, store: ResultStore | None = None) -> gr.Blocks:
                 with gr.Tab("Explain", id="explain", elem_id="tab-explain"):
                     explain.build_tab(service)
         # A closed browser tab frees its kept results at once instead of waiting for them to expire.
-        demo.unload(_clear_on_unload(store))
+        demo.unload(_clear_on_unload(store, demo))
     _keep_api_public_only(demo)
     return demo
 
@@ -75,16 +80,20 @@ def _keep_api_public_only(demo: gr.Blocks) -> None:
             fn.api_visibility = "private"
 
 
-def _clear_on_unload(store: ResultStore) -> Any:
+def _clear_on_unload(store: ResultStore, demo: gr.Blocks) -> Any:
     def clear(request: gr.Request) -> None:
-        store.clear_session(getattr(request, "session_hash", "") or "")
+        forget_session(store, demo, getattr(request, "session_hash", "") or "")
 
     return clear
 
 
 def configure_queue(demo: gr.Blocks) -> gr.Blocks:
-    """A bounded queue: at most QUEUE_MAX_SIZE waiting, one model run at a time (see demos.MODEL_EVENT)."""
-    return demo.queue(max_size=QUEUE_MAX_SIZE, default_concurrency_limit=1)
+    """A bounded queue: at most QUEUE_MAX_SIZE waiting, one model run at a time (see demos.MODEL_EVENT), at most
+    demos.turns.TURNS_PER_VISITOR model requests per visitor. Every event goes through it: `api_open=False` closes
+    the REST routes (/gradio_api/run/...) that would otherwise run a handler past the queue and its limits."""
+    demo.queue(max_size=QUEUE_MAX_SIZE, default_concurrency_limit=1, api_open=False)
+    FairTurns(demo).install()
+    return demo
 
 
 def launch_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -101,7 +110,11 @@ def launch_options(args: argparse.Namespace) -> dict[str, Any]:
         "enable_monitoring": False,
         "pwa": False,
         "css": CSS,
+        "run_history": False,         # Gradio would otherwise keep every input and answer in the browser's storage
     }
+    if getattr(args, "accounts", None):
+        options["auth"] = LoginGuard(args.accounts).check
+        options["auth_message"] = LOGIN_MESSAGE
     port = args.port if args.port is not None else os.environ.get("GRADIO_SERVER_PORT")
     if port is not None:
         options["server_port"] = int(port)
@@ -123,7 +136,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--kept-results-mb", type=int, default=DEFAULT_STORE.max_bytes // 2**20, metavar="MB",
                         help="memory for kept results (attention of recent runs, redrawn on layer/head switches); "
                              "the least recently used go first")
+    parser.add_argument("--auth-file", default=os.environ.get(AUTH_FILE_ENV) or None, metavar="PATH",
+                        help=f"ask for a login: a file of `user:password` lines (also ${AUTH_FILE_ENV}); "
+                             "passwords never go on the command line")
     args = parser.parse_args(argv)
+    args.accounts = {}
+    if args.auth_file:
+        try:
+            args.accounts = read_auth_file(args.auth_file)
+        except AuthFileError as error:
+            parser.error(str(error))
     if args.kept_results_mb < 1:
         parser.error(f"--kept-results-mb must be at least 1, got {args.kept_results_mb}")
     if args.port is not None and not 0 < args.port < 65536:
@@ -157,8 +179,25 @@ def main(argv: Sequence[str] | None = None) -> None:
     service = ModelService(profile=args.profile, device=args.device, hub_config=args.hub_config)
     store = ResultStore(max_bytes=args.kept_results_mb * 2**20)
     demo = configure_queue(build_app(service, store))
+    options = launch_options(args)
     print(f"Attention Atlas: profile {args.profile}, device {args.device}", file=sys.stderr, flush=True)
-    demo.launch(**launch_options(args))
+    for line in startup_notes(args, options):
+        print(line, file=sys.stderr, flush=True)
+    demo.launch(**options)
+
+
+def startup_notes(args: argparse.Namespace, options: dict[str, Any]) -> list[str]:
+    """What start-up says about access: the login (never a password) or the warning that there is none."""
+    notes = []
+    if args.accounts:
+        notes.append(f"Attention Atlas: login required ({len(args.accounts)} account(s) from {args.auth_file})")
+        if readable_by_others(args.auth_file):
+            notes.append(f"WARNING: other users of this machine may read {args.auth_file}: chmod 600 it.")
+    warning = open_door_warning(options["server_name"], options["share"], bool(args.accounts),
+                                on_space=bool(os.environ.get("SPACE_ID")))
+    if warning:
+        notes.append(warning)
+    return notes
 
 
 if __name__ == "__main__":

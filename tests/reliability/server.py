@@ -52,8 +52,11 @@ class AppServer:
         extra_args: list[str] | None = None,
         env: dict[str, str] | None = None,
         cwd: Path | None = None,
+        requires_login: bool = False,
     ) -> None:
         self.profile = profile
+        # With --auth-file every API route answers 401 until a login: then a 401 also means "serving".
+        self.requires_login = requires_login
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._extra_args = list(extra_args or [])
@@ -86,6 +89,9 @@ class AppServer:
                 with urllib.request.urlopen(self.url + "/gradio_api/info", timeout=5) as response:
                     if response.status == 200:
                         return
+            except urllib.error.HTTPError as error:
+                if error.code == 401 and self.requires_login:
+                    return
             except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
                 pass
             time.sleep(0.5)
