@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from service.result import Segment
 from viz_fixtures import decoder_result, encoder_decoder_result, encoder_result, pattern, random_result
 from viz import (plot_alignment, plot_attention_heads, plot_attention_overview, plot_cross_attention, plot_head,
                  plot_layer_heads, plot_model_overview)
@@ -269,3 +270,17 @@ def test_viz_modules_never_import_transformers_or_torch(module):
             "print(','.join(bad)); sys.exit(1 if bad else 0)")
     completed = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert completed.returncode == 0, f"{module} imported {completed.stdout.strip()} {completed.stderr[-500:]}"
+
+
+def test_segment_names_never_overlap_even_for_one_token_segments():
+    tokens = [f"t{index}" for index in range(120)]
+    segments = [Segment("first token", 0, 1), Segment("instruction", 1, 10), Segment("demonstration 1", 10, 60),
+                Segment("format", 60, 61), Segment("text", 61, 119), Segment("format", 119, 120)]
+    fig = plot_head(decoder_result(tokens, names=[["uniform"]], segments=segments), 0, 0)
+    names = [(a.x, a.yshift or 0, a.text) for a in fig.layout.annotations if a.yref == "paper" and a.xref == "x"]
+    assert [text for _, _, text in names][:3] == ["first token", "instruction", "demonstration 1"]
+    per_char = 120 / 170
+    for row in {shift for _, shift, _ in names}:
+        placed = sorted((x, text) for x, shift, text in names if shift == row)
+        for (x, text), (next_x, _) in zip(placed, placed[1:]):
+            assert x + len(text) * per_char <= next_x, f"{text!r} runs into the next name on row {row}"

@@ -201,6 +201,10 @@ def _segments(result: "AttentionResult", side: str) -> list[tuple[str, int, int]
     return [(segment.name, segment.start, segment.end) for segment in result.segments if segment.side == side]
 
 
+SEGMENT_LABEL_ROWS = 2
+SEGMENT_LABEL_PLOT_CHARS = 170  # about how many 10 px characters fit across a one-head plot in the app
+
+
 def _draw_segments(fig: go.Figure, segments: Sequence[tuple[str, int, int]], row_bounds: np.ndarray,
                    col_bounds: np.ndarray, theme: Theme) -> None:
     """Thin lines at segment starts on both axes and the segment name on top (single-panel figures)."""
@@ -214,7 +218,15 @@ def _draw_segments(fig: go.Figure, segments: Sequence[tuple[str, int, int]], row
                       line={"color": color, "width": 1, "dash": "dot"})
         fig.add_shape(type="line", xref="paper", yref="y", x0=0, x1=1, y0=row - 0.5, y1=row - 0.5,
                       line={"color": color, "width": 1, "dash": "dot"})
+    # Names of short segments (a one-token sink, a format marker) would overlap: each name goes on the first of
+    # SEGMENT_LABEL_ROWS rows where it clears the name before it, or is left out (its dotted line stays).
+    columns_per_char = (len(col_bounds) - 1) / SEGMENT_LABEL_PLOT_CHARS
+    row_ends = [-np.inf] * SEGMENT_LABEL_ROWS  # where the last name on each row ends, in columns
     for name, start, _end in segments:
         col = int(np.searchsorted(col_bounds, max(start, 0), side="right")) - 1
+        row = next((row for row, end in enumerate(row_ends) if col - 0.5 >= end), None)
+        if row is None:
+            continue
+        row_ends[row] = col - 0.5 + (len(name) + 1) * columns_per_char
         fig.add_annotation(text=escape_text(name), x=col - 0.5, xref="x", y=1.0, yref="paper", yanchor="bottom",
-                           xanchor="left", showarrow=False, font={"size": 10, "color": color})
+                           yshift=12 * row, xanchor="left", showarrow=False, font={"size": 10, "color": color})
