@@ -10,10 +10,9 @@ from service import limits, validation
 from service.errors import InvalidInputError, UnsupportedError
 from service.attention.capture import inference_mode
 from service.attention.tokens import display_tokens
-from service.backends import make_backend
 from service.models.loading import Progress, resolve_device
 from service.probes.head_roles import HeadRole
-from service.probes.logit_lens import LogitLens
+from service.probes.logit_lens import MAX_LENS_POSITIONS, LogitLens
 from service.result import AttentionResult
 from service.tasks.generation import GenerationSettings
 from service.tasks.steps import DEFAULT_TOP_K, MAX_TOP_K
@@ -56,6 +55,8 @@ class ModelService:
                 max_attention_tokens, "max_attention_tokens", *limits.MAX_ATTENTION_TOKENS_RANGE, integer=True
             )
         )
+        from service.backends import make_backend  # the task code imports torch: not before a service is made
+
         self.backend = make_backend(self.profile, self.device, self.max_attention_tokens, hub_config)
 
     # --- tasks --------------------------------------------------------------------------------------
@@ -153,11 +154,14 @@ class ModelService:
                                      model_name=loaded.name)
 
     # --- looking inside the generation model ------------------------------------------------------
-    def logit_lens(self, text: str | AttentionResult, start: int = 0, end: int | None = None, k: int = 3) -> LogitLens:
+    def logit_lens(self, text: str | AttentionResult, start: int | None = None, end: int | None = None,
+                   k: int = 3) -> LogitLens:
         """What the generation model would predict after each layer, for positions start..end-1 of `text` (a string,
-        or a kept decoder result of this profile's generation model). See service/probes/logit_lens.py."""
+        or a kept decoder result of this profile's generation model); by default the last MAX_LENS_POSITIONS
+        positions. See service/probes/logit_lens.py."""
         ids, tokens = self._lens_tokens(text)
         end = len(ids) if end is None else end
+        start = max(0, int(end) - MAX_LENS_POSITIONS) if start is None and isinstance(end, int) else start
         start = validation.check_index(start, "start", len(ids))
         end = int(validation.check_number(end, "end", start + 1, len(ids), integer=True))
         k = int(validation.check_number(k, "k", 1, MAX_TOP_K, integer=True))

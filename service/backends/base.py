@@ -15,7 +15,7 @@ from service.attention.tokens import display_tokens
 from service.models.loading import LoadedModel, Progress
 from service.models.sources import ModelSource
 from service.probes.head_roles import HeadRole, probe_head_roles
-from service.probes.logit_lens import LogitLens, logit_lens
+from service.probes.logit_lens import LogitLens, logit_lens  # torch and the family adapters load on first call
 from service.result import AttentionResult
 from service.tasks.generation import GenerationSettings, run_generation
 

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from service.errors import InvalidInputError
-from service.families import adapter_for
 
 MAX_LENS_POSITIONS = 64     # positions unembedded per call: 64 × 262,144 float32 logits = 67 MB per layer
 
@@ -45,6 +44,8 @@ def logit_lens(model: Any, token_ids: list[int], token_text: Callable[[int], str
     """The lens of a causal LM over `token_ids` (display `tokens`), positions start..end-1, top `k` per cell.
     Hold the model's lock and inference mode."""
     import torch
+
+    from service.families import adapter_for
 
     adapter = adapter_for(model)
     total = len(token_ids)
