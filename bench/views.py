@@ -67,12 +67,12 @@ class SwitchBench:
     def _switch(self, view: str, side: str, layer: int, head: int, query: int) -> tuple[float, float, int, int]:
         """One redraw as the server runs it: (redraw seconds, serialise seconds, figure JSON bytes, update bytes)."""
         redraw, outputs = time_call(lambda: self.panel.redraw(view, side, layer, head, None, query, self.request))
-        plot_update = outputs[5]
+        plot_update = outputs.get(self.panel.plot)                      # updates keyed by component
         figure = plot_update.get("value") if isinstance(plot_update, dict) else None
         if figure is None:
-            raise RuntimeError(f"the {view!r} view drew no figure: {outputs[-1]!r}")
+            raise RuntimeError(f"the {view!r} view drew no figure: {outputs.get(self.panel.info)!r}")
         serialise, plot_data = time_call(lambda: self.panel.plot.postprocess(figure))  # {"type", "plot": fig JSON}
-        sent = [plot_data.model_dump() if item is plot_update else _jsonable(item) for item in outputs]
+        sent = [plot_data.model_dump() if item is plot_update else _jsonable(item) for item in outputs.values()]
         return redraw, serialise, len(plot_data.plot.encode()), len(json.dumps(sent, default=str).encode())
 
 
