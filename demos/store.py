@@ -86,6 +86,11 @@ class ResultStore:
             for key in [key for key in self._entries if key[0] == str(session_id)]:
                 self._drop(key)
 
+    def __bool__(self) -> bool:
+        # A store is a store even when empty: `store or DEFAULT_STORE` (every tab's build_tab) must keep this one.
+        # Without this, __len__ made a fresh store falsy and the app's own store (--kept-results-mb) was ignored.
+        return True
+
     def __len__(self) -> int:
         with self._lock:
             self._expire()
