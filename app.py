@@ -18,6 +18,7 @@ import gradio as gr  # noqa: E402
 from demos import generation, qa, sentiment, translation  # noqa: E402
 from demos.access import AUTH_FILE_ENV, LOGIN_MESSAGE, AuthFileError, LoginGuard, open_door_warning  # noqa: E402
 from demos.access import read_auth_file, readable_by_others  # noqa: E402
+from demos.insight_api import INSIGHT_API, build_insight_api  # noqa: E402
 from demos.privacy import build_forget_control, forget_session  # noqa: E402
 from demos.store import DEFAULT_STORE, ResultStore  # noqa: E402
 from demos.turns import FairTurns  # noqa: E402
@@ -41,7 +42,7 @@ CSS = """
 .atlas-context mark {padding: 0 .15em; border-radius: .2em}
 """
 
-PUBLIC_API = ("generate", "answer", "translate", "classify", "explain", "forget")
+PUBLIC_API = ("generate", "answer", "translate", "classify", "explain", "forget", *INSIGHT_API)
 TASK_TABS = [("Generate", generation), ("Ask", qa), ("Translate", translation), ("Sentiment", sentiment)]
 
 
@@ -66,6 +67,7 @@ def build_app(service: Any, store: ResultStore | None = None) -> gr.Blocks:
 
                 with gr.Tab("Explain", id="explain", elem_id="tab-explain"):
                     explain.build_tab(service)
+        build_insight_api(service)
         # A closed browser tab frees its kept results at once instead of waiting for them to expire.
         demo.unload(_clear_on_unload(store, demo))
     _keep_api_public_only(demo)

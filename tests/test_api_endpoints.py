@@ -24,11 +24,12 @@ def post_raw(url: str, api_name: str, body: str) -> str:
         return response.read().decode()
 
 
-def test_public_api_is_the_four_task_endpoints_plus_explain(tiny_client) -> None:
+def test_public_api_is_the_task_endpoints_explain_forget_and_the_insight_endpoints(tiny_client) -> None:
     api = tiny_client.view_api(print_info=False, return_format="dict")
     named = set(api["named_endpoints"])
     assert {"/generate", "/answer", "/translate", "/classify"} <= named
-    assert named <= {"/generate", "/answer", "/translate", "/classify", "/explain"}
+    insight = {"/segment_attention", "/compare_shots", "/next_tokens", "/logit_lens", "/head_roles"}
+    assert named <= {"/generate", "/answer", "/translate", "/classify", "/explain", "/forget"} | insight
     assert not api["unnamed_endpoints"], "UI-only events (layer/head switches) must not be in the public API"
 
 
