@@ -41,14 +41,17 @@ class FairTurns:
         self.concurrency_id = concurrency_id
         self._lock = asyncio.Lock()  # joins are counted one at a time: a burst cannot slip past the count
 
-    def held(self, session_hash: str | None) -> int:
-        """The visitor's model requests in Gradio's queue now: waiting in the model group, or running."""
+    def model_events(self) -> list[Any]:
+        """Gradio's events of the model group now: waiting in its queue, or running."""
         queue = self.demo._queue
         waiting = queue.event_queue_per_concurrency_id.get(self.concurrency_id)
         events = list(waiting.queue) if waiting is not None else []
         events += [event for job in queue.active_jobs if job for event in job]
-        return sum(1 for event in events
-                   if event.session_hash == session_hash and event.concurrency_id == self.concurrency_id)
+        return [event for event in events if event.concurrency_id == self.concurrency_id]
+
+    def held(self, session_hash: str | None) -> int:
+        """The visitor's model requests in Gradio's queue now (waiting or running)."""
+        return sum(1 for event in self.model_events() if event.session_hash == session_hash)
 
     def counts(self, body: Any) -> bool:
         """Whether the request in `body` is a model event (the only kind that takes turns)."""

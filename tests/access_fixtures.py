@@ -84,6 +84,12 @@ class ServedApp:
 
         return FairTurns(self.demo).held(session)
 
+    def sessions_waiting(self) -> list[str]:
+        """Sessions with a model request in Gradio's queue now."""
+        from demos.turns import FairTurns
+
+        return sorted({event.session_hash for event in FairTurns(self.demo).model_events()})
+
     def close(self) -> None:
         self.demo.close()
         if self.auth_file is not None:
