@@ -119,7 +119,8 @@ def test_turns_come_back_after_a_cancel(served: ServedApp, closed_gate: Any) -> 
     wait_for(lambda: served.held(visitor.session_hash) == TURNS_PER_VISITOR, what="two turns in the queue")
     for job in jobs:  # one is running (blocked at the gate), one is waiting
         job.cancel()
-    wait_for(lambda: served.held(visitor.session_hash) == 0, what="cancelled requests to leave the queue")
+    # Gradio drops a cancelled job on its next queue pass; on a busy 2-core machine that took over 20 s once.
+    wait_for(lambda: served.held(visitor.session_hash) == 0, timeout=90, what="cancelled requests to leave the queue")
     closed_gate.set()
     jobs = [visitor.submit(REVIEW, api_name="/classify") for _ in range(TURNS_PER_VISITOR)]
     assert [outcome(job)[0] for job in jobs] == ["answer"] * TURNS_PER_VISITOR
