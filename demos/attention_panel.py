@@ -18,25 +18,30 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import gradio as gr
 
 from demos import VIEW_EVENT, session_id, user_errors
+from demos.probes import PROBES, lens_spans, parse_span, span_value
 from demos.store import ResultStore
 from service.errors import InvalidInputError
 from service.result import AttentionResult, TokenSide
 from viz.bertviz_view import MAX_BERTVIZ_VALUES, bertviz_head_view_html
 from viz.cross_view import plot_cross_attention
+from viz.focus import (has_answer_focus, has_segment_shares, has_source_alignment, plot_answer_focus,
+                       plot_segment_shares, plot_source_alignment)
 from viz.head_stats import STATISTICS, plot_head_summary, plot_rollout
 from viz.layer_view import plot_head, plot_layer_heads
+from viz.lens import plot_logit_lens
 from viz.overview import plot_model_overview
+from viz.roles import plot_head_roles
 from viz.token_strip import token_strip_html
 
 THEME = "light"
-CONTROLS = frozenset({"side", "layer", "head", "statistic", "query"})
+CONTROLS = frozenset({"side", "layer", "head", "statistic", "query", "span"})
 STATISTIC_CHOICES = [(info.label, key) for key, info in STATISTICS.items()]  # (label, key) for the dropdown
 DEFAULT_STATISTIC = STATISTIC_CHOICES[0][1]
 
@@ -52,6 +57,7 @@ class Selection:
     head: int            # 0-based, within the view's heads
     statistic: str       # a key of viz.head_stats.STATISTICS
     query: int           # 0-based token index on `side`: the token whose attention the token strip shows
+    span: tuple[int, int] = (0, 0)  # positions start..end-1 the logit lens reads (demos/probes.py lens_spans)
 
 
 def _always(result: AttentionResult) -> bool:
@@ -75,6 +81,9 @@ class View:
     applies: Callable[[AttentionResult], bool] = _always  # whether the menu offers it for this result
     # (layers, heads) the layer and head sliders range over, for a result and side
     layers_and_heads: Callable[[AttentionResult, TokenSide], tuple[int, int]] = _self_attention_size
+    # views that run the model first (the logit lens): what to say while it runs, "" when the drawing is ready
+    pending: Callable[[AttentionResult, Selection], str] | None = None
+    opens: str | None = None  # a view the panel offers a button for, with the same layer and head (head roles)
 
     def __post_init__(self) -> None:
         if not self.controls <= CONTROLS:
@@ -103,6 +112,16 @@ def _fits_bertviz(result: AttentionResult) -> bool:
 
 
 VIEWS: tuple[View, ...] = (
+    # what the produced tokens looked at (viz/focus.py): the answer read against the user's own text
+    View("focus", "Answer focus: your text (mean over heads)", "plot", frozenset({"layer"}),
+         lambda result, pick: plot_answer_focus(result, pick.layer, theme=THEME), applies=has_answer_focus),
+    View("focus_head", "Answer focus: your text (one head)", "plot", frozenset({"layer", "head"}),
+         lambda result, pick: plot_answer_focus(result, pick.layer, pick.head, theme=THEME),
+         applies=has_answer_focus),
+    View("shares", "Attention by segment, every layer (mean over heads)", "plot", frozenset(),
+         lambda result, pick: plot_segment_shares(result, theme=THEME), applies=has_segment_shares),
+    View("shares_head", "Attention by segment, every layer (one head)", "plot", frozenset({"head"}),
+         lambda result, pick: plot_segment_shares(result, pick.head, theme=THEME), applies=has_segment_shares),
     View("heads", "Layer: every head", "plot", frozenset({"side", "layer"}),
          lambda result, pick: plot_layer_heads(result, pick.layer, pick.side, theme=THEME)),
     View("head", "Layer: one head", "plot", frozenset({"side", "layer", "head"}),
@@ -112,7 +131,8 @@ VIEWS: tuple[View, ...] = (
     View("overview", "Model overview (all layers × heads)", "plot", frozenset({"side"}),
          lambda result, pick: plot_model_overview(result, pick.side, theme=THEME)),
     View("summary", "Head summary (one number per head)", "plot", frozenset({"side", "statistic"}),
-         lambda result, pick: plot_head_summary(result, pick.statistic, pick.side, theme=THEME)),
+         lambda result, pick: plot_head_summary(result, pick.statistic, pick.side, theme=THEME,
+                                                roles=PROBES.roles(result) if pick.side == "decoder" else None)),
     View("strip", "Token strip (what one token looks at)", "html", frozenset({"side", "layer", "head", "query"}),
          lambda result, pick: str(token_strip_html(result, pick.layer, pick.query, pick.head, pick.side,
                                                    theme=THEME))),
@@ -121,11 +141,26 @@ VIEWS: tuple[View, ...] = (
     View("cross", "Cross-attention (target × source)", "plot", frozenset({"layer", "head"}),
          lambda result, pick: plot_cross_attention(result, pick.layer, pick.head, theme=THEME),
          applies=_has_cross, layers_and_heads=_cross_size),
+    View("align", "Source alignment (decoder-only analogue of cross-attention)", "plot", frozenset({"layer"}),
+         lambda result, pick: plot_source_alignment(result, pick.layer, theme=THEME), applies=has_source_alignment),
     View("bertviz", "bertviz head view (short inputs)", "html", frozenset({"layer"}),
          lambda result, pick: str(bertviz_head_view_html(result, pick.layer)), applies=_fits_bertviz),
+    # the two views that run the generation model (demos/probes.py): offered for results a panel adopted
+    View("lens", "Logit lens (top token after each layer)", "plot", frozenset({"span"}),
+         lambda result, pick: plot_logit_lens(PROBES.lens(result, *pick.span), title=f"{result.model_name} · logit lens",
+                                              theme=THEME),
+         applies=PROBES.can_probe,
+         pending=lambda result, pick: "" if PROBES.has_lens(result, *pick.span) else
+         f"Computing the logit lens for positions {pick.span[0]}–{pick.span[1] - 1} (the model runs once for "
+         "this range; switching back to it is instant)…"),
+    View("roles", "Head roles (induction probe)", "plot", frozenset({"layer", "head"}),
+         lambda result, pick: plot_head_roles(PROBES.roles(result), selected=(pick.layer, pick.head),
+                                              model_name=result.model_name, theme=THEME),
+         applies=PROBES.can_probe, opens="head"),
 )
 VIEWS_BY_KEY = {view.key: view for view in VIEWS}
-DEFAULT_VIEW = VIEWS[0].key
+DEFAULT_VIEW = "heads"   # offered for every result: what a result opens on when OPENING_VIEW does not apply
+OPENING_VIEW = "focus"   # what a new result opens on where it applies: the produced tokens against the user's text
 
 
 def _sides(result: AttentionResult) -> list[TokenSide]:
@@ -153,7 +188,7 @@ def offered_view(result: AttentionResult, view_key: Any) -> View:
 
 
 def selection_for(result: AttentionResult, view: View, side: Any = None, layer: Any = 0, head: Any = 0,
-                  statistic: Any = None, query: Any = None) -> Selection:
+                  statistic: Any = None, query: Any = None, span: Any = None) -> Selection:
     """The controls' raw values (from a stale page, an API client, ...) made valid for `result` and `view`.
 
     An unknown side becomes the result's main side, an unknown statistic the first one, and indexes are clamped
@@ -167,14 +202,15 @@ def selection_for(result: AttentionResult, view: View, side: Any = None, layer: 
         head=_clamp(head, heads),
         statistic=statistic if statistic in STATISTICS else DEFAULT_STATISTIC,
         query=tokens - 1 if query is None else _clamp(query, tokens),
+        span=parse_span(span, result) if "span" in view.controls else (0, 0),
     )
 
 
 def draw(result: AttentionResult, view_key: str, side: Any = None, layer: Any = 0, head: Any = 0,
-         statistic: Any = None, query: Any = None) -> Any:
+         statistic: Any = None, query: Any = None, span: Any = None) -> Any:
     """The figure (plotly) or HTML string of one view; raises InvalidInputError for a view that does not apply."""
     view = offered_view(result, view_key)
-    return view.draw(result, selection_for(result, view, side, layer, head, statistic, query))
+    return view.draw(result, selection_for(result, view, side, layer, head, statistic, query, span))
 
 
 # --- what was sent: the prompt, coloured by segment ----------------------------------------------------------
@@ -191,8 +227,11 @@ def prompt_html(result: AttentionResult) -> str:
         names.setdefault(segment.name, SEGMENT_COLORS[len(names) % len(SEGMENT_COLORS)])
         for index in range(max(0, segment.start), min(len(tokens), segment.end)):
             owner[index] = segment.name
+    similarity = {  # demonstrations chosen for this input (service/tasks/demonstrations.py): how similar, from where
+        choice["segment"]: f' · similarity {float(choice["similarity"]):.2f} ({choice["pool"]} #{choice["index"]})'
+        for choice in (result.demonstrations or [])}
     legend = " ".join(
-        f'<span class="atlas-seg" style="background:{color}">{html.escape(name)}</span>'
+        f'<span class="atlas-seg" style="background:{color}">{html.escape(name + similarity.get(name, ""))}</span>'
         for name, color in names.items())
     pieces = []
     for index, token in enumerate(tokens):
@@ -258,9 +297,10 @@ EXPIRED_MESSAGE = ("No result is kept for this tab: it expired (results are kept
 class AttentionPanel:
     """The panel's components (built into the current Blocks context) and its events."""
 
-    def __init__(self, task: str, store: ResultStore, elem_prefix: str) -> None:
+    def __init__(self, task: str, store: ResultStore, elem_prefix: str, service: Any = None) -> None:
         self.task = task
         self.store = store
+        self.service = service  # given: the logit lens and head roles are offered for its generation model's results
         prefix = elem_prefix
         self.info = gr.Markdown(EMPTY_MESSAGE, elem_id=f"{prefix}-info")
         with gr.Accordion("Prompt sent to the model", open=False, visible=False,
@@ -268,7 +308,7 @@ class AttentionPanel:
             self.prompt = gr.HTML(elem_id=f"{prefix}-prompt")
         with gr.Group(elem_id=f"{prefix}-attention"):
             with gr.Row():
-                self.view = gr.Dropdown([(v.label, v.key) for v in VIEWS[:3]], value=DEFAULT_VIEW, label="View",
+                self.view = gr.Dropdown([(v.label, v.key) for v in VIEWS[:3]], value=OPENING_VIEW, label="View",
                                         interactive=True, elem_id=f"{prefix}-view", scale=2)
                 self.side = gr.Radio(["encoder", "decoder"], value="decoder", label="Side", visible=False,
                                      interactive=True, elem_id=f"{prefix}-side", scale=1)
@@ -281,30 +321,36 @@ class AttentionPanel:
                                       elem_id=f"{prefix}-head")
                 self.query = gr.Dropdown([("0", 0)], value=0, label="Query token", visible=False, interactive=True,
                                          elem_id=f"{prefix}-query")
+                self.span = gr.Dropdown([("last positions", "0:1")], value="0:1", label="Positions (≤ 64)",
+                                        visible=False, interactive=True, elem_id=f"{prefix}-span")
+                self.open_view = gr.Button("Open this head's heatmap", visible=False, size="sm",
+                                           elem_id=f"{prefix}-open-view")
             self.plot = gr.Plot(label="Attention", show_label=False, elem_id=f"{prefix}-plot")
             self.html = gr.HTML(visible=False, elem_id=f"{prefix}-html")
         # The handlers take the controls in this order; they return {component: update}.
-        self.controls = [self.view, self.side, self.layer, self.head, self.statistic, self.query]
+        self.controls = [self.view, self.side, self.layer, self.head, self.statistic, self.query, self.span]
         self.control_of = {"side": self.side, "layer": self.layer, "head": self.head, "statistic": self.statistic,
-                           "query": self.query}
+                           "query": self.query, "span": self.span}
         self.drawn = {"plot": self.plot, "html": self.html}
         for control in self.controls:
-            control.input(self.redraw, inputs=self.controls, outputs=self.redraw_outputs(),
+            control.input(self.redraw_events, inputs=self.controls, outputs=self.redraw_outputs(),
                           trigger_mode="always_last", **VIEW_EVENT)
+        self.open_view.click(self.open_linked_view, inputs=self.controls, outputs=[self.view, *self.redraw_outputs()],
+                             **VIEW_EVENT)
 
     def redraw_outputs(self) -> list[Any]:
         """What a control change may update: the other controls, the drawing and the info line."""
-        return [*self.control_of.values(), *self.drawn.values(), self.info]
+        return [*self.control_of.values(), *self.drawn.values(), self.info, self.open_view]
 
     def refresh_outputs(self) -> list[Any]:
         """What a new result updates: everything in the panel."""
         return [self.info, self.prompt_panel, self.prompt, self.view, *self.control_of.values(),
-                *self.drawn.values()]
+                *self.drawn.values(), self.open_view]
 
     # --- events -----------------------------------------------------------------------------------------
     def refresh_after(self, event: Any) -> None:
         """Draw the panel from the freshly kept result once `event` (a task run) succeeds."""
-        event.success(self.refresh, inputs=self.controls, outputs=self.refresh_outputs(), **VIEW_EVENT)
+        event.success(self.refresh_events, inputs=self.controls, outputs=self.refresh_outputs(), **VIEW_EVENT)
 
     def blank_on(self, button: Any) -> Any:
         """For a streamed task: when `button` starts a run, blank the panel first, so the text being written never
@@ -327,15 +373,19 @@ class AttentionPanel:
         return {self.info: FAILED_MESSAGE}
 
     def refresh(self, view: Any, side: Any, layer: Any, head: Any, statistic: Any, query: Any,
-                request: gr.Request) -> dict[Any, Any]:
+                request: gr.Request, span: Any = None) -> dict[Any, Any]:
         """After a run: new choices and ranges for every control (keeping the user's picks where valid), then draw."""
         result = self.store.get(session_id(request), self.task)
         if result is None:
             return {self.info: EMPTY_MESSAGE}
+        if self.service is not None:
+            PROBES.adopt(result, self.service)
         views = available_views(result)
-        chosen = VIEWS_BY_KEY[view] if view in {v.key for v in views} else VIEWS_BY_KEY[DEFAULT_VIEW]
-        # query None: a new result starts on its last token, the one whose prediction came next
-        pick = selection_for(result, chosen, side, layer, head, statistic, query=None)
+        offered = {v.key for v in views}
+        chosen = VIEWS_BY_KEY[view if view in offered else OPENING_VIEW if OPENING_VIEW in offered else DEFAULT_VIEW]
+        # query and span None: a new result starts on its last token (the one whose prediction came next) and the
+        # lens on its default range
+        pick = selection_for(result, chosen, side, layer, head, statistic, query=None, span=None)
         return {
             self.info: info_markdown(result),
             self.prompt_panel: gr.update(visible=bool(result.prompt)),
@@ -345,16 +395,55 @@ class AttentionPanel:
         }
 
     def redraw(self, view: Any, side: Any, layer: Any, head: Any, statistic: Any, query: Any,
-               request: gr.Request) -> dict[Any, Any]:
-        """A control changed: redraw from the kept result (fast; never runs the model)."""
+               request: gr.Request, span: Any = None) -> dict[Any, Any]:
+        """A control changed: redraw from the kept result (fast; only a view with `pending` may run the model)."""
         result = self.store.get(session_id(request), self.task)
         if result is None:
             return {self.info: EXPIRED_MESSAGE}
         with user_errors():
             chosen = offered_view(result, view)
-            pick = selection_for(result, chosen, side, layer, head, statistic, query)
-        sent = {"side": side, "layer": layer, "head": head, "statistic": statistic, "query": query}
+            pick = selection_for(result, chosen, side, layer, head, statistic, query, span)
+        sent = {"side": side, "layer": layer, "head": head, "statistic": statistic, "query": query, "span": span}
         return {**self._view_updates(result, chosen, pick, sent), self.info: info_markdown(result)}
+
+    # The events: a view that runs the model first (the logit lens) says so at once, then draws.
+    def redraw_events(self, view: Any, side: Any, layer: Any, head: Any, statistic: Any, query: Any,
+                      request: gr.Request, span: Any = None) -> Iterator[dict[Any, Any]]:
+        if message := self._pending(view, side, layer, head, statistic, query, span, request, after_run=False):
+            yield {self.info: message}
+        yield self.redraw(view, side, layer, head, statistic, query, request, span)
+
+    def refresh_events(self, view: Any, side: Any, layer: Any, head: Any, statistic: Any, query: Any,
+                       request: gr.Request, span: Any = None) -> Iterator[dict[Any, Any]]:
+        if message := self._pending(view, side, layer, head, statistic, query, span, request, after_run=True):
+            yield {self.info: message}
+        yield self.refresh(view, side, layer, head, statistic, query, request, span)
+
+    def open_linked_view(self, view: Any, side: Any, layer: Any, head: Any, statistic: Any, query: Any,
+                         request: gr.Request, span: Any = None) -> dict[Any, Any]:
+        """The button of a view with `opens` (head roles): show that view with the same layer and head."""
+        result = self.store.get(session_id(request), self.task)
+        if result is None:
+            return {self.info: EXPIRED_MESSAGE}
+        with user_errors():
+            target = offered_view(result, VIEWS_BY_KEY[view].opens if view in VIEWS_BY_KEY else None)
+            pick = selection_for(result, target, side, layer, head, statistic, query, span)
+        return {self.view: gr.update(value=target.key), **self._view_updates(result, target, pick, sent=None),
+                self.info: info_markdown(result)}
+
+    def _pending(self, view: Any, side: Any, layer: Any, head: Any, statistic: Any, query: Any, span: Any,
+                 request: gr.Request, after_run: bool) -> str:
+        result = self.store.get(session_id(request), self.task)
+        chosen = VIEWS_BY_KEY.get(view) if isinstance(view, str) else None
+        if result is None or chosen is None or chosen.pending is None:
+            return ""
+        if after_run and self.service is not None:
+            PROBES.adopt(result, self.service)
+        if not chosen.applies(result):
+            return ""
+        pick = selection_for(result, chosen, side, layer, head, statistic, None if after_run else query,
+                             None if after_run else span)
+        return chosen.pending(result, pick)
 
     # --- helpers ----------------------------------------------------------------------------------------
     def _view_updates(self, result: AttentionResult, view: View, pick: Selection,
@@ -367,19 +456,22 @@ class AttentionPanel:
         sides = _sides(result)
         layers, heads = view.layers_and_heads(result, pick.side)
         picked = {"side": pick.side, "layer": pick.layer, "head": pick.head, "statistic": pick.statistic,
-                  "query": pick.query}
+                  "query": pick.query,
+                  "span": span_value(pick.span if "span" in view.controls else parse_span(None, result))}
         settings = {
             "side": {"choices": sides},
             "layer": {"maximum": max(layers - 1, 1), "interactive": layers > 1},
             "head": {"maximum": max(heads - 1, 1), "interactive": heads > 1},
             "statistic": {},
             "query": {"choices": _query_choices(result, pick.side)},  # the side may have changed
+            "span": {"choices": lens_spans(result)},
         }
         updates: dict[Any, Any] = {}
         for name, component in self.control_of.items():
             visible = name in view.controls and (name != "side" or len(sides) > 1)
             value = {"value": picked[name]} if sent is None or name == "query" or sent[name] != picked[name] else {}
             updates[component] = gr.update(visible=visible, **settings[name], **value)
+        updates[self.open_view] = gr.update(visible=view.opens is not None)
         for target, component in self.drawn.items():
             # the class names the view drawn (page styles and the browser tests can tell which one is showing)
             updates[component] = (gr.update(value=drawn, visible=True, elem_classes=[view_class(view)])

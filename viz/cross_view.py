@@ -26,6 +26,8 @@ def plot_alignment(
     title: str = "Cross-attention: which source tokens each target token looks at",
     theme: Theme = "light",
     mark_strongest: bool = True,
+    axis_titles: tuple[str, str] = ("source token (encoder input)", "target token (decoder output)"),
+    note: str | None = None,
 ) -> go.Figure:
     """One alignment heatmap (array level).
 
@@ -33,19 +35,25 @@ def plot_alignment(
         cross_attention: (target_pos, source_pos) weights, rows summing to 1 (e.g. one head, or a mean).
         target_tokens: T decoder tokens (rows); source_tokens: S encoder tokens (columns).
         mark_strongest: draw a ring on the strongest source token of each target row.
+        axis_titles: (x title, y title). note: one more caption line (HTML-safe text, not escaped here).
+        A row of NaN (a target token that cannot see the source) is drawn grey and gets no ring.
     """
     matrix = np.asarray(cross_attention)
     if matrix.ndim != 2:
         raise ValueError(f"cross_attention must be (target, source), got shape {matrix.shape}")
+    finite = matrix[np.isfinite(matrix)]
     fig = plot_attention_heads(
         matrix, target_tokens, source_tokens, causal=False, head_labels=[title],
         query_special=target_special, key_special=source_special, title=title, theme=theme,
-        axis_titles=("source token (encoder input)", "target token (decoder output)"))
+        color_max=float(finite.max()) if finite.size and finite.max() > 0 else 1.0,
+        axis_titles=axis_titles, note=note)
     heatmap = fig.data[0]
     if mark_strongest and len(heatmap.x) == matrix.shape[1] and len(heatmap.y) == matrix.shape[0]:
-        strongest = matrix.argmax(axis=1)  # (target_pos,) source index with the most attention
+        seen = np.isfinite(matrix).any(axis=1)  # (target_pos,) rows that can see the source
+        strongest = np.where(np.isfinite(matrix), matrix, -1.0).argmax(axis=1)  # (target_pos,) source index
         fig.add_trace(go.Scatter(
-            x=[heatmap.x[j] for j in strongest], y=list(heatmap.y), mode="markers", name="strongest source",
+            x=[heatmap.x[j] for j, ok in zip(strongest, seen) if ok],
+            y=[y for y, ok in zip(heatmap.y, seen) if ok], mode="markers", name="strongest source",
             marker={"symbol": "circle-open", "size": 10, "color": "#f97316", "line": {"width": 2}},
             hoverinfo="skip", showlegend=False))
         # markers must not widen the category axes beyond the heatmap
