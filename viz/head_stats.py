@@ -6,8 +6,9 @@ draw them. Every figure says in one sentence what the number means, and that att
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -15,6 +16,7 @@ import plotly.graph_objects as go
 from ._common import check_index, side_of
 from .labels import escape_text, wrap_lines
 from .layer_view import plot_attention_heads
+from .roles import PROBE_SENTENCE, short_role_grid
 from .style import ATTENTION_CAVEAT, COLOR_SCALE, Theme, base_layout, colorbar
 
 if TYPE_CHECKING:
@@ -134,10 +136,11 @@ def attention_rollout(attention: np.ndarray, residual_weight: float = 0.5) -> np
 
 
 def plot_statistic_map(values: np.ndarray, statistic: str, *, title: str | None = None,
-                       theme: Theme = "light") -> go.Figure:
+                       roles: Sequence[Sequence[str]] | None = None, theme: Theme = "light") -> go.Figure:
     """Layer × head heatmap of one statistic (array level).
 
     values: (layer, head) from head_statistic. statistic: a key of STATISTICS (for the label and sentence).
+    roles: optional [layer][head] role names (viz.roles.short_role_grid), written under each number and on hover.
     """
     values = np.asarray(values, dtype=np.float32)
     if values.ndim != 2:
@@ -147,10 +150,14 @@ def plot_statistic_map(values: np.ndarray, statistic: str, *, title: str | None 
     share = info.unit == "share of attention"
     finite = values[np.isfinite(values)]
     top = 1.0 if share or not finite.size or finite.max() <= 0 else float(finite.max())
+    with_roles = roles is not None and len(roles) == num_layers and all(len(row) == num_heads for row in roles)
     fig = go.Figure(go.Heatmap(
         z=values, x=[f"head {h}" for h in range(num_heads)], y=[f"layer {layer}" for layer in range(num_layers)],
-        coloraxis="coloraxis", texttemplate="%{z:.2f}", textfont={"size": 10},
-        hovertemplate="%{y} · %{x}<br>" + escape_text(info.label) + ": %{z:.3f}<extra></extra>"))
+        coloraxis="coloraxis", textfont={"size": 10},
+        texttemplate="%{z:.2f} · %{text}" if with_roles else "%{z:.2f}",
+        text=[[escape_text(role) for role in row] for row in roles] if with_roles else None,
+        hovertemplate="%{y} · %{x}<br>" + escape_text(info.label) + ": %{z:.3f}"
+        + ("<br>role: %{text}" if with_roles else "") + "<extra></extra>"))
     # An explicit range on the shared colour axis, as every other figure has: the app redraws one gr.Plot with
     # Plotly.react, which leaves an auto-ranged colour bar NaN tall after a single-heatmap coloraxis figure.
     fig.update_layout(coloraxis={"colorscale": COLOR_SCALE, "cmin": 0.0, "cmax": top,
@@ -158,13 +165,17 @@ def plot_statistic_map(values: np.ndarray, statistic: str, *, title: str | None 
     fig.update_xaxes(type="category", side="top", showgrid=False)
     fig.update_yaxes(type="category", autorange="reversed", showgrid=False)
     caption = escape_text(info.meaning) + "<br>" + ATTENTION_CAVEAT
+    if with_roles:
+        caption += "<br>" + escape_text("Role = the head's behaviour on the model's probe (see the view “Head roles”). "
+                                        + PROBE_SENTENCE)
     return base_layout(fig, escape_text(title or info.label), theme, 120 + max(200, 34 * num_layers),
                        caption=_wrap(caption))
 
 
 def plot_head_summary(result: "AttentionResult", statistic: str = "entropy", side: str | None = None, *,
-                      theme: Theme = "light") -> go.Figure:
-    """Layer × head map of a statistic of `result`'s self-attention.
+                      roles: Sequence[Any] | None = None, theme: Theme = "light") -> go.Figure:
+    """Layer × head map of a statistic of `result`'s self-attention; with `roles` (the model's head roles,
+    viz.roles), each cell also names its head's role.
 
     Args: statistic "entropy" | "distance" | "first_token" | "previous_token"; side "encoder" | "decoder"
     (default result.main_side).
@@ -172,7 +183,10 @@ def plot_head_summary(result: "AttentionResult", statistic: str = "entropy", sid
     side = side_of(result, side)
     values = head_statistic(result.self_attention(side), statistic)  # (layer, head)
     title = f"{result.model_name} · {side} · {STATISTICS[statistic].label if statistic in STATISTICS else statistic}"
-    return plot_statistic_map(values, statistic, title=title, theme=theme)
+    grid = short_role_grid(roles) if roles else None
+    if grid is not None and (len(grid), len(grid[0])) != values.shape:
+        grid = None  # roles of another model shape: leave them out rather than mislabel heads
+    return plot_statistic_map(values, statistic, title=title, roles=grid, theme=theme)
 
 
 def plot_rollout(result: "AttentionResult", layer: int | None = None, side: str | None = None, *,
