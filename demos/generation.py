@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -14,11 +15,16 @@ from demos.examples import GENERATION_EXAMPLES
 from demos.store import DEFAULT_STORE, ResultStore
 from service import limits
 from service.validation import check_sampling, check_text
+from viz.steps import has_steps, plot_step_attention_by_layer, plot_step_candidates, step_count, step_strip_html
 
 TASK = "generation"
 
 
 STOPPING_MESSAGE = "Stopping… the attention view for the text written so far appears here in a moment."
+STEPS_INTRO = ("**Step by step.** Slide through the generated tokens: for each one, the candidates the model weighed "
+               "(recorded while it generated, not by running it again) and what the position that predicted it "
+               "attended to.")
+MEAN_HEAD = -1  # the step head menu's "mean over heads"
 
 
 class StopRequests:
@@ -97,6 +103,80 @@ def _stream_run(
             close()
 
 
+class StepView:
+    """The step slider of the Generate tab: one generated token at a time, its candidates and its attention."""
+
+    def __init__(self, store: ResultStore) -> None:
+        self.store = store
+        with gr.Group(visible=False, elem_id="gen-steps") as self.group:
+            gr.Markdown(STEPS_INTRO)
+            with gr.Row():
+                self.step = gr.Slider(1, 2, value=1, step=1, label="Step (generated token)", interactive=True,
+                                      elem_id="gen-step", scale=3)
+                self.layer = gr.Slider(0, 1, value=0, step=1, label="Layer (token strip)", interactive=True,
+                                       elem_id="gen-step-layer", scale=2)
+                self.head = gr.Dropdown([("mean over heads", MEAN_HEAD)], value=MEAN_HEAD, label="Head",
+                                        interactive=True, elem_id="gen-step-head", scale=1)
+            self.candidates = gr.Plot(show_label=False, elem_id="gen-step-candidates")
+            self.strip = gr.HTML(elem_id="gen-step-strip")
+            self.layers = gr.Plot(show_label=False, elem_id="gen-step-layers")
+        controls = [self.step, self.layer, self.head]
+        for control in controls:
+            control.input(self.redraw, inputs=controls, outputs=self.outputs(), trigger_mode="always_last",
+                          **VIEW_EVENT)
+
+    def outputs(self) -> list[Any]:
+        return [self.group, self.step, self.layer, self.head, self.candidates, self.strip, self.layers]
+
+    def hide(self) -> dict[Any, Any]:
+        """A new run starts: the previous run's steps go."""
+        return {self.group: gr.update(visible=False)}
+
+    def refresh(self, request: gr.Request) -> dict[Any, Any]:
+        """After a run: the slider spans the new result's steps, starting at the first generated token."""
+        result = self.store.get(session_id(request), TASK)
+        if result is None or not has_steps(result):
+            return {self.group: gr.update(visible=False)}
+        heads = [("mean over heads", MEAN_HEAD)] + [(f"head {h}", h) for h in range(result.num_heads)]
+        steps = step_count(result)
+        return {
+            self.group: gr.update(visible=True),
+            self.step: gr.update(minimum=1, maximum=max(steps, 2), value=1, interactive=steps > 1),
+            self.layer: gr.update(maximum=max(result.num_layers - 1, 1), value=result.num_layers // 2),
+            self.head: gr.update(choices=heads, value=MEAN_HEAD),
+            **self._draw(result, 0, result.num_layers // 2, None),
+        }
+
+    def redraw(self, step: Any, layer: Any, head: Any, request: gr.Request) -> dict[Any, Any]:
+        """The slider or the layer/head moved: redraw from the kept result (the model does not run)."""
+        result = self.store.get(session_id(request), TASK)
+        if result is None or not has_steps(result):
+            return {self.group: gr.update(visible=False)}
+        index = _clamp(step, 1, step_count(result)) - 1
+        chosen_head = _clamp(head, MEAN_HEAD, result.num_heads - 1)
+        return self._draw(result, index, _clamp(layer, 0, result.num_layers - 1),
+                          None if chosen_head == MEAN_HEAD else chosen_head)
+
+    def _draw(self, result: Any, step: int, layer: int, head: int | None) -> dict[Any, Any]:
+        with user_errors():
+            candidates = plot_step_candidates(result, step)
+            try:
+                strip = str(step_strip_html(result, step, layer, head))
+                by_layer = gr.update(value=plot_step_attention_by_layer(result, step, head, layer), visible=True)
+            except ValueError as error:  # the predicting position fell outside the kept attention window
+                strip, by_layer = f"<p>{html.escape(str(error))}</p>", gr.update(visible=False)
+        return {self.candidates: candidates, self.strip: strip, self.layers: by_layer}
+
+
+def _clamp(value: Any, low: int, high: int) -> int:
+    """A whole number in [low, high] from whatever the page sent (None, float, NaN → low)."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):
+        return low
+    return max(low, min(high, number))
+
+
 def build_tab(service: Any, store: ResultStore | None = None) -> AttentionPanel:
     """The Generate tab's components and events, built into the current Blocks context; returns its panel."""
     store = store or DEFAULT_STORE
@@ -125,7 +205,8 @@ def build_tab(service: Any, store: ResultStore | None = None) -> AttentionPanel:
     inputs = [prompt, max_new_tokens, temperature, top_k, top_p, seed]
     gr.Examples(GENERATION_EXAMPLES, inputs=inputs, label="Examples (English and Chinese)",
                 api_visibility="private")
-    panel = AttentionPanel(TASK, store, elem_prefix="gen")
+    steps = StepView(store)
+    panel = AttentionPanel(TASK, store, elem_prefix="gen", service=service)
 
     def generate(prompt, max_new_tokens, temperature, top_k, top_p, seed, request: gr.Request,
                  progress=gr.Progress()):  # noqa: B008 (Gradio injects the progress tracker)
@@ -135,11 +216,13 @@ def build_tab(service: Any, store: ResultStore | None = None) -> AttentionPanel:
     def finish_now(request: gr.Request):
         return STOPPING_MESSAGE if stop_requests.stop(session_id(request)) else gr.update()
 
+    run.click(steps.hide, outputs=steps.outputs(), **VIEW_EVENT)
     event = panel.blank_on(run).then(
         generate, inputs=inputs, outputs=[result_json, text], api_name="generate",
         api_description="Continue a prompt. Returns {'text': continuation} (JSON) and the text.",
         preprocess=False, **MODEL_EVENT)  # raw values: the handler checks them all, by name
     panel.refresh_after(event)
+    event.success(steps.refresh, outputs=steps.outputs(), **VIEW_EVENT)
     panel.explain_failures(event)
     # Stop ends generation within one token, and the attention of the text so far is still captured and drawn.
     stop.click(finish_now, outputs=[panel.info], **VIEW_EVENT)
