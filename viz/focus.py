@@ -29,6 +29,7 @@ SEGMENT_SCALE = "Oranges"      # colour scale of the summed (collapsed) columns,
 MAX_FOCUS_ROWS = 96            # produced tokens beyond this are pooled into blocks (mean over the block's rows)
 MAX_FOCUS_COLUMNS = 192        # one-token columns beyond this are pooled into blocks (sum over the block's keys)
 HOVER_TEXT_CHARS = 240         # a collapsed segment's text in the hover, shortened to this
+MAX_TICKS = 90                 # tick labels on the one-token columns at most
 CAPTION_CHARS = 125            # caption lines are wrapped to this many characters
 SHARES_EXPLAINED = ("Each bar is one layer: the attention of the tokens the model produced, split over the parts of "
                     "the prompt (mean over those tokens{heads}). Each bar sums to 1.")
@@ -60,9 +61,11 @@ def plot_answer_focus(result: "AttentionResult", layer: int, head: int | None = 
     Args:
         result: an AttentionResult with segments (see service.result.Segment roles).
         layer: 0-based layer. head: 0-based head, or None for the mean over heads.
-    Cells a row cannot see (later answer tokens, keys outside a sliding window) are grey. One-token columns and
-    summed columns have their own colour scales, so the user's tokens stay readable beside the large sums.
-    Long inputs are pooled into blocks (said in the caption) so the figure stays under the update budget.
+    Two panels share the rows: on the left each part of the prompt around the user's text (instruction,
+    demonstration k, format words, first token) summed into one column, on the right the user's text and the
+    answer token by token, each with its own colour scale so the user's tokens stay readable beside the large
+    sums. Cells a row cannot see (later answer tokens, keys outside a sliding window) are grey. Long inputs are
+    pooled into blocks (said in the caption) so the figure stays under the update budget.
     """
     attention = result.self_attention()  # (layer, head, query_pos, key_pos)
     layer = check_index("layer", layer, attention.shape[0], "layers")
@@ -83,38 +86,53 @@ def plot_answer_focus(result: "AttentionResult", layer: int, head: int | None = 
         groups = _column_groups(focus.columns, resolution)
         row_bounds = block_bounds(len(focus.rows), min(MAX_FOCUS_ROWS, resolution))
         z, shown = _pool(weights, visible, row_bounds, groups)   # (row_block, column_group)
+        z = np.where(shown, z, np.nan).astype(np.float32)         # NaN = masked (drawn grey)
         collapsed = np.array([focus.columns[group[0]].collapsed for group in groups])
-        one_token = np.where(shown & ~collapsed, z, np.nan).astype(np.float32)
-        summed = np.where(shown & collapsed, z, np.nan).astype(np.float32)
         x_keys, x_text = _column_axis(focus.columns, groups, tokens, special)
         y_keys, y_text = _row_axis(focus.rows, row_bounds, tokens, special)
-        fig = go.Figure([
-            go.Heatmap(z=one_token, x=x_keys, y=y_keys, coloraxis="coloraxis", hoverongaps=False,
-                       hovertemplate="produced %{y}<br>looks at %{x}<br>weight %{z:.3f}<extra></extra>"),
-            go.Heatmap(z=summed, x=x_keys, y=y_keys, coloraxis="coloraxis2", hoverongaps=False,
-                       hovertemplate="produced %{y}<br>looks at %{x}<br>summed weight %{z:.3f}<extra></extra>"),
-        ])
+        summed, single = np.flatnonzero(collapsed), np.flatnonzero(~collapsed)
+        left = min(0.3, max(0.12, 0.035 * len(summed))) if len(summed) else 0.0
+        gap = 0.015 if len(summed) else 0.0
+        traces, layout = [], {}
+        for axis, picked, domain, scale, hover in (
+                ("x", summed, [0.0, left], "coloraxis2", "summed weight"),
+                ("x2", single, [left + gap, 1.0], "coloraxis", "weight")):
+            if not len(picked):
+                continue
+            keys = [x_keys[i] for i in picked]
+            ticks = picked if axis == "x" else single[_tick_indexes(len(single))]
+            traces.append(go.Heatmap(
+                z=z[:, picked], x=keys, y=y_keys, coloraxis=scale, hoverongaps=False, xaxis=axis, yaxis="y",
+                hovertemplate=f"produced %{{y}}<br>looks at %{{x}}<br>{hover} %{{z:.3f}}<extra></extra>"))
+            # an explicit range: the segment names above the columns would otherwise widen the axis
+            layout["xaxis" if axis == "x" else "xaxis2"] = {
+                "type": "category", "domain": domain, "anchor": "y", "tickmode": "array",
+                "tickvals": [x_keys[i] for i in ticks], "ticktext": [x_text[i] for i in ticks],
+                "range": [-0.5, len(keys) - 0.5], "tickangle": -60, "showgrid": False, "zeroline": False,
+                "tickfont": {"size": tick_font_size(len(ticks))}, "automargin": True}
+        fig = go.Figure(traces, layout)
         fig.update_layout(
-            coloraxis={"colorscale": COLOR_SCALE, "cmin": 0.0, "cmax": _top(one_token),
+            coloraxis={"colorscale": COLOR_SCALE, "cmin": 0.0, "cmax": _top(z[:, single]),
                        "colorbar": {**colorbar("one token", theme), "len": 0.46, "y": 1.0, "yanchor": "top"}},
-            coloraxis2={"colorscale": SEGMENT_SCALE, "cmin": 0.0, "cmax": _top(summed),
-                        "colorbar": {**colorbar("summed part", theme), "len": 0.46, "y": 0.0, "yanchor": "bottom"}})
-        stride = max(1, int(np.ceil(len(x_keys) / 110)))
-        fig.update_xaxes(type="category", tickmode="array", tickvals=x_keys[::stride], ticktext=x_text[::stride],
-                         tickangle=-60, tickfont={"size": tick_font_size(len(x_keys[::stride]))}, showgrid=False,
-                         zeroline=False, automargin=True, title={"text": "looked at: your text token by token, "
-                                                                         "each part of the prompt summed"})
-        fig.update_yaxes(type="category", tickmode="array", tickvals=y_keys, ticktext=y_text, autorange="reversed",
-                         tickfont={"size": tick_font_size(len(y_keys))}, showgrid=False, zeroline=False,
-                         automargin=True, title={"text": "produced token"})
-        _name_runs(fig, focus.columns, groups, names, theme)
-        notes = [_rows_sentence(result, side), "Columns: your text, token by token; the instruction, each "
-                 "demonstration and the format words are each summed into one column (hover shows their text). "
-                 "One-token columns and summed columns have their own colour bars."]
+            coloraxis2={"colorscale": SEGMENT_SCALE, "cmin": 0.0, "cmax": _top(z[:, summed]),
+                        "colorbar": {**colorbar("summed part", theme), "len": 0.46, "y": 0.0, "yanchor": "bottom"}},
+            yaxis={"type": "category", "tickmode": "array", "tickvals": y_keys, "ticktext": y_text,
+                   "autorange": "reversed", "tickfont": {"size": tick_font_size(len(y_keys))}, "showgrid": False,
+                   "zeroline": False, "automargin": True, "title": {"text": "produced token"},
+                   "anchor": "x" if len(summed) else "x2"})
+        muted = theme_colors(theme)["muted"]
+        if len(summed):
+            fig.add_annotation(text="summed parts", x=0.0, xref="paper", y=1.0, yref="paper",
+                               yanchor="bottom", xanchor="left", showarrow=False, font={"size": 11, "color": muted})
+        _name_runs(fig, focus.columns, [groups[i] for i in single], names, muted)
+        parts = _part_names([focus.columns[groups[i][0]].label for i in summed])
+        notes = [_rows_sentence(result, side),
+                 (f"Left: the rest of the prompt ({parts}), each part summed into one column (hover shows its text). "
+                  if parts else "") + "Right: your text and the answer, token by token."
+                 + (" Each side has its own colour bar." if parts else "")]
         if result.is_causal(side) or window is not None:
             notes.append(MASKED_NOTE + ".")
-        pooled_rows, pooled_columns = len(row_bounds) - 1 < len(focus.rows), len(groups) < len(focus.columns)
-        if pooled_rows or pooled_columns:
+        if len(row_bounds) - 1 < len(focus.rows) or len(groups) < len(focus.columns):
             notes.append(f"Long input: {len(focus.rows)} produced tokens × {len(focus.columns)} columns shown as "
                          f"{len(row_bounds) - 1} × {len(groups)} blocks (rows averaged, columns summed; hover shows "
                          "each block's span).")
@@ -123,6 +141,17 @@ def plot_answer_focus(result: "AttentionResult", layer: int, head: int | None = 
         return base_layout(fig, escape_text(title), theme, height, caption=_caption(notes))
 
     return fit_to_budget(build, MAX_FOCUS_COLUMNS)  # type: ignore[return-value]
+
+
+def _tick_indexes(count: int, max_ticks: int = MAX_TICKS) -> np.ndarray:
+    """Evenly spaced indexes of the one-token columns that get a tick label (all of them up to `max_ticks`)."""
+    return np.arange(0, count, max(1, int(np.ceil(count / max_ticks))))
+
+
+def _part_names(labels: Sequence[str]) -> str:
+    """"first token, instruction, demonstrations, format" from the summed columns' labels."""
+    names = ["demonstrations" if label.startswith("demonstration") else label for label in labels]
+    return ", ".join(dict.fromkeys(names))
 
 
 def _rows_sentence(result: "AttentionResult", side: str) -> str:
@@ -174,7 +203,7 @@ def _column_axis(columns: Sequence[FocusColumn], groups: list[list[int]], tokens
             count = len(first.positions)
             keys.append(f"{escape_text(first.label)} ({count} token{'s' if count != 1 else ''}):<br>"
                         + _hover_text(first.text))
-            texts.append(f"▮ {escape_text(first.label)}")
+            texts.append(escape_text(first.label))
         elif len(group) == 1:
             position = first.positions[0]
             keys.append(f"#{position} {labels[position]}")
@@ -214,17 +243,14 @@ def _segment_names(result: "AttentionResult", side: str) -> dict[int, str]:
 
 
 def _name_runs(fig: go.Figure, columns: Sequence[FocusColumn], groups: list[list[int]], names: dict[int, str],
-               theme: Theme) -> None:
-    """The segment name ("context", "question", "answer") above the first column of each run of its tokens."""
-    color, previous = theme_colors(theme)["muted"], None
-    keys = fig.data[0].x
-    for index, group in enumerate(groups):
-        column = columns[group[0]]
-        name = None if column.collapsed else names.get(column.positions[0])
+               color: str) -> None:
+    """The segment name ("context", "question", "answer") above the first of its one-token columns (right panel)."""
+    keys, previous = next(trace.x for trace in fig.data if trace.xaxis == "x2"), None
+    for key, group in zip(keys, groups):
+        name = names.get(columns[group[0]].positions[0])
         if name and name != previous:
-            fig.add_annotation(text=escape_text(name), x=keys[index], xref="x", y=1.0, yref="paper",
-                               yanchor="bottom", xanchor="left", showarrow=False,
-                               font={"size": 11, "color": color})
+            fig.add_annotation(text=escape_text(name), x=key, xref="x2", y=1.0, yref="paper", yanchor="bottom",
+                               xanchor="left", showarrow=False, font={"size": 11, "color": color})
         previous = name
 
 
@@ -286,14 +312,22 @@ def plot_segment_shares(result: "AttentionResult", head: int | None = None, *, t
     shares = segment_shares(result, head=head)
     fig = go.Figure(_share_bars(shares, segment_colors(shares)))
     which = "mean over heads" if head is None else f"head {head}"
-    caption = [SHARES_EXPLAINED.format(heads=" and over heads" if head is None else f", head {head}"),
-               ATTENTION_CAVEAT]
-    if any(share.name == HIDDEN for share in shares):
-        caption.insert(1, f"“{HIDDEN}”: weight on tokens cut off before the attention was kept.")
+    caption = _shares_caption(result, shares, " and over heads" if head is None else f", head {head}")
     _shares_layout(fig, f"{result.model_name} · where the produced tokens' attention goes, by segment · {which}",
                    caption, theme)
     fig.update_xaxes(title={"text": "layer"}, dtick=1 if result.num_layers <= 24 else None)
     return fig
+
+
+def _shares_caption(result: "AttentionResult", shares: Sequence[SegmentShare], heads: str) -> list[str]:
+    """What the bars mean (true for this result's segments), then the caveat."""
+    lines = [SHARES_EXPLAINED.format(heads=heads)]
+    outputs = [f'"{share.name}"' for share in shares if share.role == "output"]
+    if outputs and result.is_causal(result.main_side):
+        lines[0] += f' {" and ".join(outputs)}: the produced tokens themselves (each sees those before it).'
+    if any(share.name == HIDDEN for share in shares):
+        lines.append(f'"{HIDDEN}": weight on tokens cut off before the attention was kept.')
+    return lines + [ATTENTION_CAVEAT]
 
 
 def _shares_layout(fig: go.Figure, title: str, caption: Sequence[str], theme: Theme, height: int = 420) -> None:
@@ -327,10 +361,10 @@ def plot_shot_comparison(few_shot: "AttentionResult", zero_shot: "AttentionResul
                     (0.5 + gap / 2, "zero-shot: no demonstrations")):
         fig.add_annotation(text=escape_text(text), xref="paper", yref="paper", x=x, y=1.0, xanchor="left",
                            yanchor="bottom", showarrow=False, font={"size": 13})
-    caption = [SHARES_EXPLAINED.format(heads=" and over heads"), ATTENTION_CAVEAT]
+    caption = _shares_caption(few_shot, few, " and over heads")
     _shares_layout(fig, f"{few_shot.model_name} · the same input with and without demonstrations", caption, theme,
                    height=380)
-    fig.update_yaxes(range=[0, 1], tickformat=".0%")
+    fig.update_layout(yaxis2={"title": {"text": ""}})  # the left panel's axis title says it for both
     return fig
 
 
