@@ -10,6 +10,7 @@ import gradio as gr
 from demos import MODEL_EVENT, load_model, run_alone, session_id, user_errors
 from demos.attention_panel import AttentionPanel
 from demos.examples import QA_EXAMPLES
+from demos.shots import ShotComparison
 from demos.store import DEFAULT_STORE, ResultStore
 from service import limits
 from service.validation import check_text
@@ -69,6 +70,7 @@ def build_tab(service: Any, store: ResultStore | None = None) -> AttentionPanel:
                                       "'score'} (character offsets into the context) and an HTML view.",
                       preprocess=False, **MODEL_EVENT)  # raw values: the handler checks them all, by name
     panel.refresh_after(event)
+    ShotComparison(service, store, TASK, {"context": context, "question": question}, event, elem_prefix="qa")
     return panel
 
 

@@ -9,6 +9,7 @@ import gradio as gr
 from demos import MODEL_EVENT, load_model, run_alone, session_id, user_errors
 from demos.attention_panel import AttentionPanel
 from demos.examples import TRANSLATION_EXAMPLES
+from demos.shots import ShotComparison
 from demos.store import DEFAULT_STORE, ResultStore
 from service import limits
 from service.validation import check_direction, check_text
@@ -53,6 +54,7 @@ def build_tab(service: Any, store: ResultStore | None = None) -> AttentionPanel:
                                       "'zh-en'. Returns {'translation', 'direction'} and the text.",
                       preprocess=False, **MODEL_EVENT)  # raw values: the handler checks them all, by name
     panel.refresh_after(event)
+    ShotComparison(service, store, TASK, {"text": text}, event, elem_prefix="tr")
     return panel
 
 
