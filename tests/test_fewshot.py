@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -22,7 +20,6 @@ from service.tasks.fewshot import (
     translate_fewshot,
 )
 
-EVAL_DIR = Path(__file__).resolve().parent.parent / "eval"
 TRAINING_TEXT = [
     "Classify each review as positive or negative. Review: Sentiment: Text: Question: Answer:",
     "Translate English to Chinese. English: Chinese: The weather is nice today.",
@@ -188,27 +185,7 @@ def test_snap_always_returns_a_valid_span(context, answer):
         assert end > start
 
 
-# --- the evaluation set stays honest ------------------------------------------------------------------------
-
-def test_eval_sentences_are_not_demonstrations():
-    demonstration_texts = {review for review, _ in fewshot.SENTIMENT_DEMONSTRATIONS}
-    demonstration_texts |= {text for pair in fewshot.TRANSLATION_PAIRS for text in pair}
-    demonstration_texts |= {context for context, _, _ in fewshot.QA_DEMONSTRATIONS}
-    for name, key in (("sentiment.jsonl", "text"), ("translation.jsonl", "text"), ("qa.jsonl", "context")):
-        for line in (EVAL_DIR / name).read_text(encoding="utf-8").splitlines():
-            assert json.loads(line)[key] not in demonstration_texts
-
-
-def test_eval_set_sizes_meet_the_brief():
-    def lines(name):
-        return [json.loads(line) for line in (EVAL_DIR / name).read_text(encoding="utf-8").splitlines()]
-    assert len(lines("sentiment.jsonl")) >= 30
-    assert len(lines("qa.jsonl")) >= 16
-    directions = [item["direction"] for item in lines("translation.jsonl")]
-    assert directions.count("en-zh") >= 16 and directions.count("zh-en") >= 16
-    for item in lines("qa.jsonl"):
-        assert all(answer in item["context"] for answer in item["answers"])
-
+# --- the evaluation set stays honest: tests/test_eval_split.py ------------------------------------------------
 
 # --- known weak spot: answers that restate the question -----------------------------------------------------
 
