@@ -151,8 +151,8 @@ VIEWS: tuple[View, ...] = (
                                               theme=THEME),
          applies=PROBES.can_probe,
          pending=lambda result, pick: "" if PROBES.has_lens(result, *pick.span) else
-         f"Computing the logit lens for positions {pick.span[0]}–{pick.span[1] - 1} (the model runs once for "
-         "this range; switching back to it is instant)…"),
+         f"⏳ Computing the logit lens for positions {pick.span[0]}–{pick.span[1] - 1}: the model runs once for "
+         "this range (a few seconds on a laptop CPU, longer for 64 positions); switching back to it is instant."),
     View("roles", "Head roles (induction probe)", "plot", frozenset({"layer", "head"}),
          lambda result, pick: plot_head_roles(PROBES.roles(result), selected=(pick.layer, pick.head),
                                               model_name=result.model_name, theme=THEME),

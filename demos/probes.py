@@ -124,10 +124,18 @@ def lens_spans(result: AttentionResult) -> list[tuple[str, str]]:
 
 
 def default_span(result: AttentionResult) -> tuple[int, int]:
-    """The generated tokens when they fit the lens (Generate), else the last 16 positions."""
+    """The generated tokens when they fit in 16 positions, else the last 16: each position unembeds every layer
+    through the whole vocabulary (Gemma: 18 × 262,144 logits), ~0.3 s per position on 2 busy CPU cores."""
     spans = lens_spans(result)
     generated = [value for label, value in spans if label.startswith("the generated")]
-    return _span_of(generated[0] if generated else spans[0][1])
+    if generated and _width(generated[0]) <= DEFAULT_LENS_POSITIONS:
+        return _span_of(generated[0])
+    return _span_of(spans[0][1])
+
+
+def _width(value: str) -> int:
+    start, end = _span_of(value)
+    return end - start
 
 
 def parse_span(value: Any, result: AttentionResult) -> tuple[int, int]:
