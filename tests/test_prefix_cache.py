@@ -17,10 +17,12 @@ def fewshot() -> ModelService:
 
 
 def _calls(service: ModelService):
+    """Zero-shot runs: their prefix (the instruction) is the same for every input, whatever demonstrations a
+    selector would pick, so the second input must find it cached."""
     return {
-        "sentiment": lambda text: service.classify(text),
-        "qa": lambda text: service.answer(f"{text} Bob lives in Oslo.", "Where does Bob live?"),
-        "translation": lambda text: service.translate(text, "en-zh"),
+        "sentiment": lambda text: service.classify(text, zero_shot=True),
+        "qa": lambda text: service.answer(f"{text} Bob lives in Oslo.", "Where does Bob live?", zero_shot=True),
+        "translation": lambda text: service.translate(text, "en-zh", zero_shot=True),
     }
 
 
@@ -29,7 +31,7 @@ def test_a_reused_prefix_gives_the_full_prompt_attention(fewshot: ModelService, 
     call = _calls(fewshot)[task]
     call("I loved this movie.")                       # runs the prefix once
     hits = PREFIXES.hits
-    result = call("The soup was cold.")                # a new input on the same demonstrations: a hit
+    result = call("The soup was cold.")                # a new input on the same prefix: a hit
     assert PREFIXES.hits > hits
     loaded = fewshot.backend.model("fewshot")
     with loaded.lock, torch.inference_mode():
@@ -37,11 +39,34 @@ def test_a_reused_prefix_gives_the_full_prompt_attention(fewshot: ModelService, 
     assert np.abs(reference - result.decoder_attention).max() < 1e-5
 
 
+@pytest.mark.parametrize("task", ["sentiment", "qa", "translation"])
+def test_a_reused_demonstration_prefix_gives_the_full_prompt_attention(fewshot: ModelService, task: str) -> None:
+    from service.tasks import fewshot as prompts
+
+    loaded = fewshot.backend.model("fewshot")
+    run = {
+        "sentiment": lambda text: prompts.classify_fewshot(loaded.model, loaded.tokenizer, text,
+                                                           demonstrations=prompts.SENTIMENT_DEMONSTRATIONS),
+        "qa": lambda text: prompts.answer_fewshot(loaded.model, loaded.tokenizer, f"{text} Bob lives in Oslo.",
+                                                  "Where?", demonstrations=prompts.QA_DEMONSTRATIONS),
+        "translation": lambda text: prompts.translate_fewshot(loaded.model, loaded.tokenizer, text, "en-zh",
+                                                              demonstrations=prompts.TRANSLATION_PAIRS),
+    }[task]
+    with loaded.lock, torch.inference_mode():
+        run("I loved this movie.")
+        hits = PREFIXES.hits
+        outcome = run("The soup was cold.")           # same demonstrations, new input: the prefix is reused
+        ids = outcome.attention.token_ids
+        shown = capture.captured_attention(loaded.model, outcome.attention, len(ids))
+        reference = capture.decoder_attention(loaded.model, torch.tensor([ids]))
+    assert PREFIXES.hits > hits and np.abs(reference - shown).max() < 1e-5
+
+
 def test_reuse_changes_no_prediction(fewshot: ModelService) -> None:
     first = fewshot.classify("A warm, funny film.")
     again = fewshot.classify("A warm, funny film.")      # the second time from the cached prefix
     PREFIXES.clear()
-    fresh = fewshot.classify("A warm, funny film.")
+    fresh = fewshot.classify("A warm, funny film.")      # the same input picks the same demonstrations
     assert first.prediction == again.prediction == fresh.prediction
     np.testing.assert_allclose(again.decoder_attention, fresh.decoder_attention, atol=1e-6)
 
