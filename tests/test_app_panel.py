@@ -265,3 +265,146 @@ def test_every_view_draws_on_real_results_of_all_four_tasks(tiny_results: list[A
     assert [task for task, keys in offered_by_task.items() if "cross" in keys] == ["translation"]
     assert all({"heads", "head", "mean", "overview", "summary", "strip"} <= set(keys)
                for keys in offered_by_task.values())
+
+
+# --- the answer focus, shares by segment, source alignment and the zero-/few-shot control (issue 11) ----------
+FOCUS_VIEWS = {"focus": {"layer"}, "focus_head": {"layer", "head"}, "shares": set(), "shares_head": {"head"},
+               "align": {"layer"}}
+
+
+@pytest.fixture(scope="module")
+def fewshot_service():
+    from service import ModelService
+
+    return ModelService(profile="tiny-fewshot")
+
+
+@pytest.fixture(scope="module")
+def fewshot_results(fewshot_service) -> dict[str, AttentionResult]:
+    return {"qa": fewshot_service.answer("Bob lives in Oslo.", "Where does Bob live?"),
+            "translation": fewshot_service.translate("我喜欢绿茶。"),
+            "sentiment": fewshot_service.classify("这部电影非常感人。")}
+
+
+def test_fewshot_results_open_on_the_answer_focus(fewshot_results) -> None:
+    for task, result in fewshot_results.items():
+        store = ResultStore()
+        panel = build_panel(store, task)
+        assert panel.view.value == "focus"
+        store.put("session-a", task, result)
+        updates = panel.refresh(panel.view.value, "decoder", 0, 0, "entropy", 0, request())
+        assert updates[panel.view]["value"] == "focus", task
+        assert updates[panel.plot]["elem_classes"] == ["atlas-view-focus"]
+        assert "answer focus · layer 0 · mean over heads" in plot_title(updates[panel.plot])
+        assert updates[panel.layer]["visible"] is True and updates[panel.head]["visible"] is False
+        offered = {key for _, key in updates[panel.view]["choices"]}
+        assert {"focus", "focus_head", "shares", "shares_head"} <= offered
+        assert ("align" in offered) == (task == "translation")
+
+
+def test_results_the_focus_does_not_suit_open_on_every_head_and_a_users_pick_is_kept(fewshot_results) -> None:
+    store = ResultStore()
+    panel = build_panel(store, "translation")
+    store.put("session-a", "translation", translation_result())   # Marian: its source is on the encoder side
+    updates = panel.refresh("focus", "decoder", 0, 0, "entropy", 0, request())
+    assert updates[panel.view]["value"] == "heads"
+    store.put("session-a", "translation", fewshot_results["translation"])
+    assert panel.refresh("shares", "decoder", 0, 0, "entropy", 0, request())[panel.view]["value"] == "shares"
+
+
+def test_the_new_views_show_only_their_controls_and_redraw_from_the_kept_result(fewshot_results) -> None:
+    store = ResultStore()
+    panel = build_panel(store, "translation")
+    store.put("session-a", "translation", fewshot_results["translation"])
+    for key, controls in FOCUS_VIEWS.items():
+        redrawn = panel.redraw(key, "decoder", 1, 1, "entropy", 0, request())
+        shown = {name for name, component in panel.control_of.items() if redrawn[component]["visible"]}
+        assert shown == controls, key
+        figure = redrawn[panel.plot]["value"]
+        assert redrawn[panel.plot]["elem_classes"] == [f"atlas-view-{key}"]
+        assert ("head 1" in figure.layout.title.text) == (key in ("focus_head", "shares_head")), key
+        assert len(figure.to_json()) <= 250_000
+
+
+def test_a_focus_update_stays_under_250_kb_at_200_tokens() -> None:
+    from viz_fixtures import random_result
+
+    result = random_result("decoder", 200, 18, 4)
+    result.segments = [Segment("first token", 0, 1, role="sink"), Segment("demonstration 1", 1, 80, role="scaffold"),
+                       Segment("text", 80, 170, role="input"), Segment("answer", 170, 200, role="output")]
+    store = ResultStore()
+    panel = build_panel(store, "sentiment")
+    store.put("session-a", "sentiment", result)
+    for key in ("focus", "focus_head", "shares"):
+        redrawn = panel.redraw(key, "decoder", 17, 3, "entropy", 0, request())
+        assert len(redrawn[panel.plot]["value"].to_json()) <= 250_000, key
+
+
+def build_comparison(service, store, task="sentiment"):
+    from demos.shots import ShotComparison
+
+    with gr.Blocks():
+        event = gr.Button().click(lambda: None)
+        names = ("context", "question") if task == "qa" else ("text",)
+        return ShotComparison(service, store, task, {name: gr.Textbox() for name in names}, event, "test")
+
+
+def test_zero_shot_comparison_is_offered_after_a_fewshot_result_and_shows_both_answers(fewshot_service) -> None:
+    store = ResultStore()
+    shots = build_comparison(fewshot_service, store)
+    assert shots.after_run(request())[shots.group]["visible"] is False      # nothing kept yet
+    store.put("session-a", "sentiment", fewshot_service.classify("I loved <b>this</b> movie."))
+    offered = shots.after_run(request())
+    assert offered[shots.group]["visible"] is True and offered[shots.answers]["visible"] is False
+    shown = shots.compare(["I loved <b>this</b> movie."], request(), lambda *args, **kwargs: None)
+    answers = shown[shots.answers]["value"]
+    assert "Few-shot: 4 demonstrations" in answers and "Zero-shot: no demonstrations" in answers
+    assert answers.count("positive") + answers.count("negative") >= 2 and "Score" in answers
+    figure = shown[shots.plot]["value"]
+    assert {bar.xaxis for bar in figure.data} == {"x", "x2"} and len(figure.to_json()) <= 250_000
+
+
+def test_zero_shot_comparison_escapes_the_answers(fewshot_results) -> None:
+    from dataclasses import replace
+
+    from demos.shots import comparison_html
+
+    few = fewshot_results["qa"]
+    zero = replace(few, prediction={"answer": "<img src=x onerror=alert(1)>", "score": 0.5})
+    shown = comparison_html("qa", few, zero)
+    assert "<img" not in shown and "&lt;img src=x onerror=alert(1)&gt;" in shown
+    assert "The answers differ" in shown
+
+
+def test_zero_shot_comparison_refuses_changed_text_and_missing_results(fewshot_service) -> None:
+    store = ResultStore()
+    shots = build_comparison(fewshot_service, store, "qa")
+    with pytest.raises(gr.Error, match="Run the task first"):
+        shots.compare(["Bob lives in Oslo.", "Where?"], request(), lambda *args, **kwargs: None)
+    store.put("session-a", "qa", fewshot_service.answer("Bob lives in Oslo.", "Where does Bob live?"))
+    with pytest.raises(gr.Error, match="changed since the last run"):
+        shots.compare(["Bob lives in Bergen.", "Where does Bob live?"], request(), lambda *args, **kwargs: None)
+    shown = shots.compare(["Bob lives in Oslo.", "Where does Bob live?"], request(), lambda *args, **kwargs: None)
+    assert "Few-shot: 3 demonstrations" in shown[shots.answers]["value"]
+
+
+def test_zero_shot_comparison_stays_hidden_for_models_that_read_no_demonstrations(tiny_results) -> None:
+    from demos.shots import NOT_FEWSHOT
+    from service import ModelService
+
+    store = ResultStore()
+    shots = build_comparison(ModelService(profile="tiny"), store)
+    store.put("session-a", "sentiment", tiny_results[3])
+    assert shots.after_run(request())[shots.group]["visible"] is False
+    with pytest.raises(gr.Error, match=NOT_FEWSHOT[:40]):
+        shots.compare(["这部电影非常感人，我忍不住哭了。"], request(), lambda *args, **kwargs: None)
+
+
+def test_the_compare_button_runs_in_the_model_queue_and_is_not_a_public_endpoint(fewshot_service) -> None:
+    from demos import qa
+
+    with gr.Blocks() as demo:
+        qa.build_tab(fewshot_service, ResultStore())
+    compare = [fn for fn in demo.fns.values() if fn.name == "compare_zero_shot"]
+    assert len(compare) == 1
+    assert (compare[0].concurrency_id, compare[0].api_visibility) == ("model", "private")
