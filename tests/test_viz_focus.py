@@ -248,3 +248,43 @@ def test_shot_comparison_shows_both_runs_side_by_side_with_one_legend(fewshot_re
     titles = [a.text for a in fig.layout.annotations]
     assert any(t.startswith("few-shot: ") for t in titles) and "zero-shot: no demonstrations" in titles
     assert len(fig.to_json()) <= FIGURE_BUDGET_BYTES
+
+
+# --- the real embedded Gemma ---------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_real_gemma_results_open_on_the_answer_focus_with_the_users_words_legible():
+    from types import SimpleNamespace
+
+    import gradio as gr
+
+    from demos.attention_panel import AttentionPanel
+    from demos.store import ResultStore
+    from service import ModelService
+
+    service = ModelService("embedded")
+    runs = {
+        "qa": (lambda: service.answer("量子计算是一种利用量子力学原理进行信息处理的计算方式。", "什么是量子计算？"),
+               ["量子计算是一种利用量子力学原理", "什么是量子计算？"]),
+        "translation": (lambda: service.translate("Today is a beautiful day."), ["Today is a beautiful day."]),
+        "sentiment": (lambda: service.classify("这部电影非常感人，我忍不住哭了。"), ["这部电影非常感人，我忍不住哭了。"]),
+    }
+    store, session = ResultStore(), SimpleNamespace(session_hash="slow")
+    for task, (run, words) in runs.items():
+        result = run()
+        with gr.Blocks():
+            panel = AttentionPanel(task, store, elem_prefix="slow")
+        store.put("slow", task, result)
+        updates = panel.refresh(panel.view.value, "decoder", 6, 0, "entropy", 0, session)
+        assert updates[panel.view]["value"] == "focus", task
+        figure = updates[panel.plot]["value"]
+        assert len(figure.to_json()) <= FIGURE_BUDGET_BYTES, task
+        shown = "".join(figure.layout.xaxis2.ticktext).replace("␣", " ")
+        for text in words:
+            assert text.replace(" ", "") in shown.replace(" ", ""), (task, shown)
+        assert {"first token", "instruction", "demonstration 1"} <= set(figure.layout.xaxis.ticktext), task
+        for head in (None, *range(result.num_heads)):
+            totals = np.sum([share.share_by_layer for share in segment_shares(result, head=head)], axis=0)
+            np.testing.assert_allclose(totals, 1.0, atol=1e-4, err_msg=f"{task} head {head}")
+        for key in ("shares", "focus_head", *(["align"] if task == "translation" else [])):
+            redrawn = panel.redraw(key, "decoder", 17, 3, "entropy", 0, session)
+            assert len(redrawn[panel.plot]["value"].to_json()) <= FIGURE_BUDGET_BYTES, (task, key)
