@@ -31,7 +31,8 @@ def test_generation_on_gemma_captures_all_layers_with_sliding_windows(embedded: 
 def test_fewshot_sentiment_and_translation_on_gemma(embedded: ModelService) -> None:
     sentiment = embedded.classify("I loved every minute of it, a wonderful film.")
     assert sentiment.prediction["label"] == "positive"
-    assert "query" in [segment.name for segment in sentiment.segments]
+    text = next(segment for segment in sentiment.segments if segment.name == "text")
+    assert text.role == "input" and "wonderful" in "".join(sentiment.decoder_tokens[text.start:text.end])
     translation = embedded.translate("The weather is nice today.")
     assert translation.prediction["direction"] == "en-zh"
     assert any("\u4e00" <= char <= "\u9fff" for char in translation.prediction["translation"])
