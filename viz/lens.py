@@ -56,4 +56,8 @@ def plot_logit_lens(lens: Any, *, title: str = "Logit lens", theme: Theme = "lig
     caption = escape_text(check_line(lens.max_diff_vs_model)) + "<br>" + escape_text(LENS_MEANING)
     caption = "<br>".join(line for part in caption.split("<br>") for line in wrap_lines(part, 130))
     heading = f"{title} · positions {lens.start}–{lens.start + positions - 1}"
-    return base_layout(fig, escape_text(heading), theme, 160 + max(260, 26 * num_layers), caption=caption)
+    fig = base_layout(fig, escape_text(heading), theme, 160 + max(260, 26 * num_layers), caption=caption)
+    # rotated position labels need room below the grid, or the axis title sits on them and they are cut off
+    fig.update_layout(margin={"b": 130})
+    fig.update_xaxes(automargin=True, title={"standoff": 12})
+    return fig

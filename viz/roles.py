@@ -74,7 +74,7 @@ def plot_head_roles(roles: Sequence[Any], *, selected: tuple[int, int] | None = 
         z=z, zmin=-0.5, zmax=count - 0.5, colorscale=scale, showscale=False, xgap=2, ygap=2,
         x=[f"head {head}" for head in range(num_heads)], y=[f"layer {layer}" for layer in range(num_layers)],
         text=[[ROLE_SHORT.get(role.role, role.role) for role in row] for row in grid], texttemplate="%{text}",
-        textfont={"size": 11, "color": "#111827"},
+        textfont={"size": 11},  # no fixed colour: Plotly picks black or white per cell for contrast
         hovertext=[[role_hover(role) for role in row] for row in grid], hoverinfo="text"))
     fig.update_xaxes(type="category", side="top", showgrid=False)
     fig.update_yaxes(type="category", autorange="reversed", showgrid=False)
