@@ -4,14 +4,16 @@ console error, no failed request and no request leaving 127.0.0.1."""
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import pytest
 
-from demos.attention_panel import VIEWS, view_class
+from demos.attention_panel import VIEWS, VIEWS_BY_KEY, View, view_class
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -20,7 +22,9 @@ RUN_MS = 180_000
 REDRAW_MS = 30_000
 LOCAL_HOSTS = {"127.0.0.1"}
 SETTLE_MS = 400             # after a view is drawn, time for a late console error (bertviz draws in its iframe)
+PROBE_VIEWS = ("lens", "roles")  # run the generation model: offered where the tab's panel has the service (Generate)
 TIME_LINE = re.compile(r"Time: model \d+\.\d\d s · attention capture \d+\.\d\d s")
+SCREENSHOTS = os.environ.get("ATLAS_SCREENSHOTS")  # a folder: save what the focus tests show (for a person to look at)
 
 
 class PageWatch:
@@ -133,9 +137,46 @@ def visit_every_view(watch: PageWatch, prefix: str) -> list[str]:
         assert watch.console_errors == [], f"{prefix} · {view.key}: {watch.console_errors}"
         assert watch.failed_requests == [], f"{prefix} · {view.key}: {watch.failed_requests}"
         visited.append(view.key)
-    always = {view.key for view in VIEWS if view.key not in ("cross", "bertviz")}
+    # every view that applies to every result (no `applies` of its own) must be offered and drawn here
+    always = {view.key for view in VIEWS if view.applies is View.__dataclass_fields__["applies"].default}
     assert always <= set(visited), f"{prefix}: views missing from the menu: {always - set(visited)}"
     return visited
+
+
+def assert_opens_on_the_answer_focus(page: Any, prefix: str, words: list[str]) -> None:
+    """A new few-shot result is drawn as the answer focus, with the user's words among the column labels."""
+    focus = VIEWS_BY_KEY["focus"]
+    page.wait_for_selector(f"#{prefix}-plot.{view_class(focus)} .main-svg", state="visible", timeout=REDRAW_MS)
+    assert page.locator(f"#{prefix}-view input").input_value() == focus.label
+    assert "answer focus" in plot_title(page, prefix)
+    labels = "".join(page.locator(f"#{prefix}-plot g[class*='tick'] text").all_text_contents()).replace("␣", "")
+    for word in words:
+        assert word in labels, f"{prefix}: {word!r} is not among the focus labels {labels[:300]!r}"
+    screenshot(page, f"#{prefix}-attention", f"{prefix}-focus")
+
+
+def compare_zero_shot(watch: PageWatch, prefix: str) -> None:
+    """The zero-/few-shot control runs the model once more and shows both answers and both runs' shares."""
+    page = watch.page
+    page.click(f"#{prefix}-shots-run")
+    answers = page.locator(f"#{prefix}-shots-answers")
+    answers.get_by_text("Zero-shot: no demonstrations").wait_for(timeout=RUN_MS)
+    assert re.search(r"Few-shot: \d+ demonstrations", answers.inner_text())
+    assert answers.locator("tr").count() >= 3, "answers and scores of both runs"
+    page.wait_for_selector(f"#{prefix}-shots-plot .main-svg", timeout=REDRAW_MS)
+    assert page.locator(f"#{prefix}-shots-plot .barlayer").count() >= 2, "shares of both runs"
+    page.wait_for_timeout(SETTLE_MS)
+    assert watch.console_errors == [], f"{prefix} · compare: {watch.console_errors}"
+    screenshot(page, f"#{prefix}-shots", f"{prefix}-compare")
+
+
+def screenshot(page: Any, selector: str, name: str) -> None:
+    if SCREENSHOTS:
+        page.wait_for_selector(f"{selector} .main-svg", timeout=REDRAW_MS)
+        page.wait_for_timeout(SETTLE_MS)
+        Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
+        # a gr.Group repeats its elem_id on an inner block: the outer one holds everything
+        page.locator(selector).first.screenshot(path=str(Path(SCREENSHOTS) / f"{name}.png"))
 
 
 def assert_time_line(page: Any, prefix: str) -> None:
@@ -164,10 +205,44 @@ def test_generate_streams_answers_draws_and_switches_layer(watch: PageWatch) -> 
     switch_layer(page, "gen", 5)
     assert "layer 5" in plot_title(page, "gen")
     assert_time_line(page, "gen")
-    visit_every_view(watch, "gen")
+    assert set(PROBE_VIEWS) <= set(visit_every_view(watch, "gen"))
     page.locator("#gen-view input").click()  # back to the first view for the Stop test
     page.get_by_role("option", name=re.compile(re.escape(VIEWS[0].label) + "$")).click()
     page.wait_for_selector(f"#gen-plot.{view_class(VIEWS[0])}", state="visible", timeout=REDRAW_MS)
+
+
+def choose_view(page: Any, prefix: str, key: str) -> None:
+    view = next(view for view in VIEWS if view.key == key)
+    page.locator(f"#{prefix}-view input").click()
+    page.get_by_role("option", name=re.compile(re.escape(view.label) + "$")).click()
+    page.wait_for_selector(f"#{prefix}-{view.target}.{view_class(view)}", state="visible", timeout=REDRAW_MS)
+
+
+def test_generate_shows_the_step_slider_the_lens_and_head_roles(watch: PageWatch) -> None:
+    """After the run above: each generated token's candidates and attention, step by step; the logit lens with its
+    check against the model; the head summary naming roles; no console error."""
+    page = watch.page
+    page.wait_for_selector("#gen-steps", state="visible", timeout=REDRAW_MS)
+    page.wait_for_selector("#gen-step-candidates .barlayer .point", state="attached", timeout=REDRAW_MS)
+    title = page.locator("#gen-step-candidates .gtitle").first.text_content() or ""
+    assert "rank 0 = the model's first choice" in title and re.search(r"Step 1 of \d+", title), title
+    set_number(page, "gen-step", 3)
+    page.wait_for_function("() => document.querySelector('#gen-step-candidates .gtitle').textContent"
+                           ".includes('Step 3 of')", timeout=REDRAW_MS)
+    assert "the last token it had" in page.locator("#gen-step-strip").inner_text()
+    page.wait_for_selector("#gen-step-layers .heatmaplayer image, #gen-step-layers .hm image", state="attached")
+    choose_view(page, "gen", "lens")
+    page.wait_for_function("() => document.querySelector('#gen-plot').textContent.includes('max difference')",
+                           timeout=RUN_MS)
+    lens_text = page.locator("#gen-plot").text_content() or ""
+    assert "✓" in lens_text and "Last layer vs the model's own output" in lens_text
+    choose_view(page, "gen", "summary")
+    page.wait_for_function("() => /· (induction|previous|sink|local|broad|mixed)/.test("
+                           "document.querySelector('#gen-plot').textContent)", timeout=REDRAW_MS)
+    choose_view(page, "gen", "roles")
+    page.click("#gen-open-view")
+    page.wait_for_selector("#gen-plot.atlas-view-head", state="visible", timeout=REDRAW_MS)
+    assert watch.console_errors == [] and watch.failed_requests == []
 
 
 def test_stop_button_ends_a_long_generation(watch: PageWatch) -> None:
@@ -201,6 +276,7 @@ def test_ask_answers_from_the_context_and_shows_the_fewshot_prompt(watch: PageWa
     page.wait_for_function("() => document.querySelector('#qa-context textarea').value.includes('量子')")
     page.click("#qa-run")
     wait_for_heatmap(page, "qa", watch.run_timeout())
+    assert_opens_on_the_answer_focus(page, "qa", ["什么是", "量子"])
     page.wait_for_selector("#qa-output mark", timeout=REDRAW_MS)
     assert page.locator("#qa-output mark").inner_text().strip()
     page.locator("#qa-prompt-panel").get_by_text("Prompt sent to the model").click()
@@ -209,6 +285,7 @@ def test_ask_answers_from_the_context_and_shows_the_fewshot_prompt(watch: PageWa
     switch_layer(page, "qa", 17)
     assert_time_line(page, "qa")
     visit_every_view(watch, "qa")
+    compare_zero_shot(watch, "qa")
 
 
 def test_translate_into_chinese_and_switch_layer(watch: PageWatch) -> None:
@@ -218,12 +295,16 @@ def test_translate_into_chinese_and_switch_layer(watch: PageWatch) -> None:
     page.locator("#tr-direction").get_by_text("English → Chinese").click()
     page.click("#tr-run")
     wait_for_heatmap(page, "tr", watch.run_timeout())
+    assert_opens_on_the_answer_focus(page, "tr", ["Today", "beautiful", "day"])
     translation = page.locator("#tr-output textarea").input_value()
     assert re.search(r"[\u4e00-\u9fff]", translation), f"no Chinese in {translation!r}"
     assert "en-zh" in page.locator("#tr-json").inner_text()
     switch_layer(page, "tr", 3)
     assert_time_line(page, "tr")
-    visit_every_view(watch, "tr")
+    assert "align" in visit_every_view(watch, "tr"), "a decoder translation has the source alignment"
+    choose_view(page, "tr", "shares")
+    screenshot(page, "#tr-attention", "tr-shares")
+    compare_zero_shot(watch, "tr")
 
 
 def test_sentiment_example_and_every_view(watch: PageWatch) -> None:
@@ -233,12 +314,16 @@ def test_sentiment_example_and_every_view(watch: PageWatch) -> None:
     page.wait_for_function("() => document.querySelector('#sent-text textarea').value.includes('电影')")
     page.click("#sent-run")
     wait_for_heatmap(page, "sent", watch.run_timeout())
+    assert_opens_on_the_answer_focus(page, "sent", ["电影", "感", "哭了"])
     shown = page.locator("#sent-output").inner_text()
     assert "positive" in shown and "negative" in shown and "%" in shown, shown  # both labels with confidences
     assert re.search(r'"label"\s*:\s*"(positive|negative)"', page.locator("#sent-json").inner_text())
     switch_layer(page, "sent", 9)
     assert_time_line(page, "sent")
     visit_every_view(watch, "sent")
+    choose_view(page, "sent", "shares")
+    screenshot(page, "#sent-attention", "sent-shares")
+    compare_zero_shot(watch, "sent")
 
 
 def test_no_console_error_and_no_request_left_the_machine(watch: PageWatch) -> None:
