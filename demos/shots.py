@@ -25,9 +25,8 @@ ANSWER_KEYS = {"qa": "answer", "translation": "translation", "sentiment": "label
 BUTTON_LABEL = "Run it again without the demonstrations (zero-shot) and compare"
 NOTE = ("Runs the model once more on the same input with the demonstrations left out (the instruction and the "
         "format words stay), then shows both answers and where the attention went in each run.")
-CAPTION = ("Same input, two prompts. A different answer shows that the demonstrations changed what this model "
-           "produced; the share of attention on your text says where the produced tokens looked, not why the model "
-           "answered.")
+CAPTION = ("Same input, two prompts: where the answers differ, the demonstrations changed what this model produced. "
+           "The share of attention on your text says where the produced tokens looked, not why the model answered.")
 NO_RESULT = "No result is kept for this tab (it expired, or the last run did not complete). Run the task first."
 CHANGED = ("The text in the boxes changed since the last run, so there is nothing to compare it with. Run the task "
            "again on this text first, then compare.")

@@ -245,11 +245,11 @@ def _segment_names(result: "AttentionResult", side: str) -> dict[int, str]:
 def _name_runs(fig: go.Figure, columns: Sequence[FocusColumn], groups: list[list[int]], names: dict[int, str],
                color: str) -> None:
     """The segment name ("context", "question", "answer") above the first of its one-token columns (right panel)."""
-    keys, previous = next(trace.x for trace in fig.data if trace.xaxis == "x2"), None
-    for key, group in zip(keys, groups):
+    previous = None
+    for index, group in enumerate(groups):
         name = names.get(columns[group[0]].positions[0])
-        if name and name != previous:
-            fig.add_annotation(text=escape_text(name), x=key, xref="x2", y=1.0, yref="paper", yanchor="bottom",
+        if name and name != previous:  # x: the left edge of the run's first cell (category axes count from 0)
+            fig.add_annotation(text=escape_text(name), x=index - 0.5, xref="x2", y=1.0, yref="paper", yanchor="bottom",
                                xanchor="left", showarrow=False, font={"size": 11, "color": color})
         previous = name
 
