@@ -69,8 +69,10 @@ def _read_jsonl(path: Path) -> Iterable[dict[str, Any]]:
 def local_runner(device: str = "cpu", selector: Any = None, fixed: bool = False, model: Any = None,
                  tokenizer: Any = None) -> Runner:
     """The embedded Gemma in this process, with demonstrations chosen as the app chooses them (the same
-    DemonstrationSelector on the packaged MiniLM), or the fixed demonstrations (fixed=True)."""
+    DemonstrationSelector on the packaged MiniLM, for the tasks in CHOSEN_PER_INPUT), or the fixed
+    demonstrations everywhere (fixed=True)."""
     sys.path.insert(0, str(EVAL_DIR.parent))
+    from service.backends.fewshot import CHOSEN_PER_INPUT
     from service.tasks.demonstrations import DemonstrationSelector, minilm_loader
     from service.tasks.fewshot import answer_fewshot, classify_fewshot, translate_fewshot
     from service.text import detect_direction
@@ -79,23 +81,26 @@ def local_runner(device: str = "cpu", selector: Any = None, fixed: bool = False,
         from service.models.embedded import load_embedded_gemma
 
         model, tokenizer = load_embedded_gemma(device)
+    chosen_everywhere = selector is not None            # a selector passed in (tuning) serves every task
     if selector is None and not fixed:
         selector = DemonstrationSelector(encoder=minilm_loader(device))
 
-    def shown(chosen: Callable[[], list[Any]]) -> list[tuple[str, ...]] | None:
-        return None if fixed else [choice.item for choice in chosen()]
+    def shown(task: str, chosen: Callable[[], list[Any]]) -> list[tuple[str, ...]] | None:
+        if fixed or (task not in CHOSEN_PER_INPUT and not chosen_everywhere):
+            return None
+        return [choice.item for choice in chosen()] or None
 
     def translate(text: str, direction: str) -> dict[str, Any]:
         direction = detect_direction(text) if direction == "auto" else direction
-        demonstrations = shown(lambda: selector.for_translation(text, direction))
+        demonstrations = shown("translation", lambda: selector.for_translation(text, direction))
         return translate_fewshot(model, tokenizer, text, direction, demonstrations=demonstrations).prediction
 
     def classify(text: str) -> dict[str, Any]:
-        demonstrations = shown(lambda: selector.for_sentiment(text))
+        demonstrations = shown("sentiment", lambda: selector.for_sentiment(text))
         return classify_fewshot(model, tokenizer, text, demonstrations=demonstrations).prediction
 
     def answer(context: str, question: str) -> dict[str, Any]:
-        demonstrations = shown(lambda: selector.for_qa(context, question))
+        demonstrations = shown("qa", lambda: selector.for_qa(context, question))
         return answer_fewshot(model, tokenizer, context, question, demonstrations=demonstrations).prediction
 
     return {"classify": classify, "answer": answer, "translate": translate}

@@ -74,6 +74,10 @@ class AttentionResult:
     # generation only: per generated token {"token", "token_id", "p", "rank", "candidates": [{"token", "p"}], ...}
     # (service/tasks/steps.py), recorded while generating
     generation_steps: list[dict[str, Any]] | None = None
+    # few-shot tasks: the demonstrations chosen for this input, in prompt order (most similar last), e.g.
+    # {"segment": "demonstration 1", "similarity": 0.61, "pool": "qa.en", "index": 12}
+    # (service/tasks/demonstrations.py); None where a task shows no chosen demonstrations
+    demonstrations: list[dict[str, Any]] | None = None
 
     def __post_init__(self) -> None:
         _check_pair("encoder", self.encoder_tokens, self.encoder_attention)
@@ -141,6 +145,7 @@ class AttentionResult:
             "timings": self.timings,
             "notices": self.notices,
             "generation_steps": self.generation_steps,
+            "demonstrations": self.demonstrations,
         }
         if include_attention:
             for name in ("encoder_attention", "decoder_attention", "cross_attention"):

@@ -116,3 +116,22 @@ def test_minilm_ranks_english_by_meaning():
     assert picked[-1].item[0] == "Can you help me?"
     assert picked[-1].similarity > 0.7 and all(-1.0 <= choice.similarity <= 1.0 for choice in picked)
     assert chooser.for_translation("Could you please help me?", "en-zh") == picked
+
+
+def test_the_prompt_panel_names_each_chosen_demonstration_with_its_similarity():
+    import numpy as np
+
+    from demos.attention_panel import prompt_html
+    from service.result import AttentionResult, Segment
+
+    tokens = ["Review", ":", " x", "\n", "Review", ":", " y", "\n"]
+    attention = np.tril(np.ones((1, 1, 8, 8), dtype=np.float32))                 # (layer, head, query, key)
+    attention /= attention.sum(-1, keepdims=True)
+    result = AttentionResult(task="sentiment", model_name="tiny", architecture="decoder", prediction={},
+                             decoder_tokens=tokens, decoder_attention=attention, prompt="Review: x\nReview: y\n",
+                             segments=[Segment("demonstration 1", 0, 4), Segment("text", 4, 8)],
+                             demonstrations=[{"segment": "demonstration 1", "similarity": 0.6149,
+                                              "pool": "sentiment.<en>", "index": 7}])
+    shown = prompt_html(result)
+    assert "demonstration 1 · similarity 0.61 (sentiment.&lt;en&gt; #7)" in shown and "<en>" not in shown
+    assert result.to_json()["demonstrations"] == result.demonstrations
