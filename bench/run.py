@@ -35,6 +35,8 @@ DEFAULT_OUTPUT = REPOSITORY / "docs" / "performance.md"
 
 # Targets (issue: "Benchmark: what the app costs on top of the bare model"); they are set for the embedded profile.
 CAPTURE_TARGET = Target(1.15, "x")
+STEPS_TARGET = Target(1.10, "x")          # issue 12: recording each step's top-k next to plain generation
+STEP_CANDIDATES = 10                      # the Generate tab's candidates per step (service.tasks.steps.DEFAULT_TOP_K)
 API_TARGET = Target(1.3, "x")
 SWITCH_TARGET = Target(0.150, "s")        # at 128 tokens
 PAYLOAD_TARGET = Target(250_000, "B")     # at 128 tokens (viz.arrays.FIGURE_BUDGET_BYTES)
@@ -260,6 +262,28 @@ def measure_capture_row(ctx: Context) -> Row:
                target_applies=ctx.targets_apply)
 
 
+def measure_steps_row(ctx: Context) -> Row:
+    """Generation recording each step's top-k candidates vs the same generation with recording off (candidates=0),
+    same prompt and tokens, interleaved (in-process: the service, not the API)."""
+    settings = ctx.settings
+    prompt = SHORT_INPUTS["generation"]["prompt"]
+    tokens = settings.new_tokens
+    ctx.log(f"steps: generate recording top-{STEP_CANDIDATES} vs not recording, {tokens} tokens")
+
+    def plain() -> None:
+        ctx.service.generate(prompt, max_new_tokens=tokens, min_new_tokens=tokens, candidates=0)
+
+    def recording() -> None:
+        ctx.service.generate(prompt, max_new_tokens=tokens, min_new_tokens=tokens, candidates=STEP_CANDIDATES)
+
+    pair = paired(plain, recording, settings.repetitions, settings.warmup)
+    notes = [f"{tokens} new tokens; top-{STEP_CANDIDATES} candidates per step, raw and (when sampling) as sampled, "
+             "read from the logits generate computes anyway."]
+    return Row(f"Generation steps: record top-{STEP_CANDIDATES} candidates ({tokens} tokens)",
+               format_sample(pair.baseline), format_sample(pair.measured), pair.ratio, "x", STEPS_TARGET, notes,
+               target_applies=ctx.targets_apply)
+
+
 def result_with_tokens(ctx: Context, total_tokens: int, generated: int = 4) -> Any:
     """A real generation result whose attention covers exactly `total_tokens` tokens (prompt + generated)."""
     bare = ctx.bare("generation")
@@ -457,6 +481,7 @@ def run_benchmark(settings: Settings, log: Callable[[str], None] | None = None) 
 
         rows = measure_api_rows(ctx)
         rows.append(measure_capture_row(ctx))
+        rows.append(measure_steps_row(ctx))
         switch_rows, payload_rows = measure_switch_rows(ctx)
         rows += switch_rows + payload_rows
         rows.append(measure_streaming_row(ctx))

@@ -24,6 +24,7 @@ EXPECTED_ROWS = [
     "API end-to-end: translation",
     "API end-to-end: sentiment",
     "Attention capture: generate",
+    "Generation steps: record top-10 candidates",
     "View switch (layer) at 32 tokens",
     "View switch (layer) at 128 tokens",
     "View switch (layer) at 256 tokens",
