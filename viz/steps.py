@@ -8,7 +8,6 @@ before it, whose attention row is what the model read when it made that choice.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -16,7 +15,7 @@ import plotly.graph_objects as go
 
 from ._common import block_axis, category_axis, check_index, tick_font_size
 from .html_view import HTMLView
-from .labels import display_token, escape_html, escape_text, plot_labels, shorten, wrap_lines
+from .labels import display_token, escape_text, plot_labels, shorten, wrap_lines
 from .style import ATTENTION_CAVEAT, COLOR_SCALE, Theme, base_layout, colorbar, theme_colors
 from .token_strip import render_token_strip
 
@@ -177,22 +176,3 @@ def plot_step_attention_by_layer(result: "AttentionResult", step: int, head: int
     caption = escape_text(f"Each row is one layer: the attention of the position that predicted this step's "
                           f"token. Orange outline = the layer the token strip shows.") + "<br>" + ATTENTION_CAVEAT
     return base_layout(fig, escape_text(title), theme, 140 + max(220, 22 * num_layers), caption=caption)
-
-
-def step_choices(result: "AttentionResult") -> list[tuple[str, int]]:
-    """(label, index) per step for a menu: '3: “ day” (rank 0)'."""
-    return [(f"{index + 1}: “{shorten(display_token(record['token']), 16)}” (rank {record['rank']})", index)
-            for index, record in enumerate(result.generation_steps or [])]
-
-
-def steps_table_html(steps: Sequence[dict[str, Any]]) -> str:
-    """The generated tokens as a row of chips, each with its rank (escaped); rank > 0 chips are outlined."""
-    chips = []
-    for index, record in enumerate(steps):
-        style = "display:inline-block;margin:2px;padding:1px 5px;border-radius:4px;background:#eef2ff;"
-        if record["rank"] > 0:
-            style += f"outline:2px solid {CHOSEN_COLOR};"
-        tip = escape_html(f"step {index + 1}: rank {record['rank']}, p = {record['p']:.3f}")
-        chips.append(f'<span style="{style}" title="{tip}">{escape_html(display_token(record["token"]))}'
-                     f'<sub>{record["rank"]}</sub></span>')
-    return "".join(chips)
