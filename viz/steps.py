@@ -173,6 +173,6 @@ def plot_step_attention_by_layer(result: "AttentionResult", step: int, head: int
     reading = display_token(result.tokens("decoder")[position], result.special("decoder")[position])
     which = "mean over heads" if head is None else f"head {head}"
     title = (f"Step {step + 1}: what “{shorten(reading, 20)}” (#{position}) attended to, layer by layer ({which})")
-    caption = escape_text(f"Each row is one layer: the attention of the position that predicted this step's "
-                          f"token. Orange outline = the layer the token strip shows.") + "<br>" + ATTENTION_CAVEAT
+    caption = escape_text("Each row is one layer: the attention of the position that predicted this step's "
+                          "token. Orange outline = the layer the token strip shows.") + "<br>" + ATTENTION_CAVEAT
     return base_layout(fig, escape_text(title), theme, 140 + max(220, 22 * num_layers), caption=caption)
