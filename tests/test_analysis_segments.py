@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from service import InvalidInputError, ModelService, UnsupportedError
-from service.analysis.segments import HIDDEN, answer_focus, produced_positions, segment_shares, source_alignment
+from service.analysis.segments import (HIDDEN, answer_focus, deciding_rows, produced_positions, segment_shares,
+                                      source_alignment)
 from service.tasks.fewshot import SENTIMENT_DEMONSTRATIONS
 
 
@@ -40,7 +41,7 @@ def test_shares_of_every_layer_sum_to_one_for_every_task(profile: str, fewshot, 
 
 def test_shares_match_a_hand_sum_over_the_produced_rows(fewshot) -> None:
     result = fewshot.classify("A warm and funny film.")
-    rows = produced_positions(result)
+    rows, _ = deciding_rows(result)
     text = next(segment for segment in result.segments if segment.name == "text")
     by_hand = result.decoder_attention[2][:, rows, text.start:text.end].sum(-1).mean()
     share = next(share for share in segment_shares(result) if share.name == "text")
@@ -65,7 +66,8 @@ def test_focus_shows_user_tokens_one_by_one_and_each_demonstration_as_one_column
     assert set(range(context.start, context.end)) <= set(singles)
     assert focus.weights.shape == (result.num_heads, len(focus.rows), len(focus.columns))
     np.testing.assert_allclose(focus.weights.sum(-1), 1.0, atol=1e-5)  # every key is in exactly one column
-    assert focus.row_labels == [result.decoder_tokens[row] for row in focus.rows]
+    assert focus.row_labels == [result.decoder_tokens[position] for position in focus.produced]
+    assert focus.rows == [position - 1 for position in focus.produced]     # a decoder's row predicts the next token
 
 
 def test_boundaries_come_from_the_prompt_builder_even_when_the_input_repeats_a_demonstration(fewshot) -> None:
@@ -83,7 +85,7 @@ def test_source_alignment_rows_are_distributions_over_the_users_text(fewshot) ->
     result = fewshot.translate("I like green tea.")
     weights, rows, inputs = source_alignment(result, layer=3)   # a full-attention layer
     source = next(segment for segment in result.segments if segment.name == "source")
-    assert inputs == list(range(source.start, source.end)) and rows == produced_positions(result)
+    assert inputs == list(range(source.start, source.end)) and rows == deciding_rows(result)[0]
     np.testing.assert_allclose(weights.sum(-1), 1.0, atol=1e-5)
     sliding, _, _ = source_alignment(result, layer=0)          # window 16: late rows cannot see the source at all
     assert np.all((np.abs(sliding.sum(-1) - 1) < 1e-5) | (sliding.sum(-1) == 0))
@@ -113,3 +115,15 @@ def test_specialists_have_no_zero_shot_and_say_so(specialists) -> None:
 def test_task_inputs_are_checked_by_name(fewshot, inputs, message) -> None:
     with pytest.raises(InvalidInputError, match=message):
         fewshot.run_task("qa", inputs)
+
+
+def test_the_row_that_chose_a_decoder_label_is_the_position_before_it(fewshot) -> None:
+    result = fewshot.classify("I loved this movie.")
+    rows, produced = deciding_rows(result)
+    assert produced == produced_positions(result) and rows == [position - 1 for position in produced]
+    assert result.decoder_tokens[rows[0]].strip().endswith(":")              # "Sentiment:" chose the label
+
+
+def test_an_encoder_reads_its_answer_from_the_answer_tokens_own_rows(specialists) -> None:
+    result = specialists.classify("I loved this movie.")
+    assert deciding_rows(result) == ([0], [0])                              # the classifier token

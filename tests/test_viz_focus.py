@@ -91,13 +91,16 @@ def test_focus_cells_add_up_to_each_rows_attention_and_follow_the_chosen_head():
     summed, single = traces(plot_answer_focus(result, 1, 1))
     np.testing.assert_allclose(np.nan_to_num(np.concatenate([summed.z, single.z], axis=1)).sum(),
                                expected.sum(), atol=1e-6)
-    assert single.z[1, 3] == pytest.approx(1.0)                    # " !" looks at " positive" before it
+    # " !" was chosen at " positive" (a decoder's row predicts the next token); its previous-token head looks at
+    # the ":" before " positive", one of the format words summed in the left panel
+    assert summed.z[1, 3] == pytest.approx(1.0)
 
 
 def test_later_answer_tokens_are_masked_not_zero():
     _, single = traces(plot_answer_focus(fewshot_like(), 0))
-    assert np.isnan(single.z[0, 4]), "the first answer token cannot see the second"
-    assert not np.isnan(single.z[1, 4]), "a token sees itself"
+    assert np.isnan(single.z[0, 3]), "the row that chose the first answer token (the ':' before it) cannot see it"
+    assert not np.isnan(single.z[1, 3]), "the row that chose the second answer token sees the first"
+    assert np.isnan(single.z[1, 4]), "no row sees the token it is choosing"
     assert "grey = masked" in fig_caption(plot_answer_focus(fewshot_like(), 0))
 
 
@@ -107,7 +110,7 @@ def fig_caption(fig) -> str:
 
 def test_focus_caption_says_what_rows_and_columns_are_and_that_attention_is_not_explanation():
     caption = fig_caption(plot_answer_focus(fewshot_like(), 0))
-    assert "Rows: the tokens the model produced" in caption and "predict the token after it" in caption
+    assert "Rows: each token the model produced" in caption and "position just before it" in caption
     assert "first token, instruction, demonstrations, format" in caption
     assert all(len(line) <= 130 for line in caption.split("<br>"))
 

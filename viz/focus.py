@@ -89,7 +89,7 @@ def plot_answer_focus(result: "AttentionResult", layer: int, head: int | None = 
         z = np.where(shown, z, np.nan).astype(np.float32)         # NaN = masked (drawn grey)
         collapsed = np.array([focus.columns[group[0]].collapsed for group in groups])
         x_keys, x_text = _column_axis(focus.columns, groups, tokens, special)
-        y_keys, y_text = _row_axis(focus.rows, row_bounds, tokens, special)
+        y_keys, y_text = _row_axis(focus.produced, row_bounds, tokens, special)  # labelled by what they chose
         summed, single = np.flatnonzero(collapsed), np.flatnonzero(~collapsed)
         left = min(0.3, max(0.12, 0.035 * len(summed))) if len(summed) else 0.0
         gap = 0.015 if len(summed) else 0.0
@@ -156,8 +156,8 @@ def _part_names(labels: Sequence[str]) -> str:
 
 def _rows_sentence(result: "AttentionResult", side: str) -> str:
     if result.is_causal(side):
-        return ("Rows: the tokens the model produced, each with its own attention (a decoder uses that row to "
-                "predict the token after it).")
+        return ("Rows: each token the model produced, with the attention that chose it: a decoder predicts the next "
+                "token, so that is the row of the position just before it.")
     return "Rows: the tokens the answer is read from (the answer span, or the classifier token)."
 
 

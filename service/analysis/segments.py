@@ -1,9 +1,11 @@
 """Where the produced tokens' attention went: shares per segment and the answer-focus matrix, from a kept result.
 
-The rows are the tokens the model produced (segments with role "output": the generated text, the answer, the
-translation, the QA answer span, the classifier token). Every key position belongs to exactly one column or
-segment, so shares of one row sum to 1 (rows whose earlier tokens were cut off for the attention cap keep the
-missing weight as "hidden earlier tokens").
+The rows are the attention that produced each output token (segments with role "output": the generated text, the
+answer, the translation, the QA answer span, the classifier token). A decoder predicts the NEXT token, so the row
+that chose output token t is the one at position t - 1 (the label " positive" was chosen at "Sentiment:"); an
+encoder reads its answer from the output tokens' own rows (the answer span, the classifier token). Every key
+position belongs to exactly one column or segment, so shares of one row sum to 1 (rows whose earlier tokens were
+cut off for the attention cap keep the missing weight as "hidden earlier tokens").
 """
 
 from __future__ import annotations
@@ -50,8 +52,9 @@ class AnswerFocus:
 
     side: TokenSide
     layer: int
-    rows: list[int]
-    row_labels: list[str]
+    rows: list[int]                           # attention rows: the positions that chose each produced token
+    produced: list[int]                       # the produced tokens, one per row (a decoder's row is one before it)
+    row_labels: list[str]                     # the produced tokens' display text
     columns: list[FocusColumn]
     weights: np.ndarray = field(repr=False)   # (head, row, column)
 
@@ -62,10 +65,22 @@ def focus_side(result: AttentionResult) -> TokenSide:
 
 
 def produced_positions(result: AttentionResult, side: TokenSide | None = None) -> list[int]:
-    """Token positions of the output-role segments on `side` (the answer focus rows)."""
+    """Token positions of the output-role segments on `side` (the tokens the model produced)."""
     side = side or focus_side(result)
     return [position for segment in _side_segments(result, side) if segment.role == "output"
             for position in range(segment.start, segment.end)]
+
+
+def deciding_rows(result: AttentionResult, side: TokenSide | None = None) -> tuple[list[int], list[int]]:
+    """(attention rows, produced positions): the row whose attention chose each produced token. Causal (decoder)
+    side: the position just before it (a decoder's row predicts the next token); encoder: the token's own row.
+    A produced token at position 0 (a kept window that starts on it) has no row before it and is left out."""
+    side = side or focus_side(result)
+    produced = produced_positions(result, side)
+    if not result.is_causal(side):
+        return produced, produced
+    pairs = [(position - 1, position) for position in produced if position > 0]
+    return [row for row, _ in pairs], [position for _, position in pairs]
 
 
 def segment_shares(result: AttentionResult, head: int | None = None,
@@ -73,7 +88,7 @@ def segment_shares(result: AttentionResult, head: int | None = None,
     """Share of the produced tokens' attention on each segment, in every layer (mean over rows; heads averaged
     unless `head` is given). Segments with the same name are counted together. Shares of a layer sum to 1."""
     side = side or focus_side(result)
-    rows = produced_positions(result, side)
+    rows, _ = deciding_rows(result, side)
     if not rows:
         raise ValueError(f"this {result.task} result has no produced tokens on the {side} side")
     attention = result.self_attention(side)                       # (layer, head, query_pos, key_pos)
@@ -97,17 +112,18 @@ def segment_shares(result: AttentionResult, head: int | None = None,
 
 
 def answer_focus(result: AttentionResult, layer: int, side: TokenSide | None = None) -> AnswerFocus:
-    """Rows = produced tokens; columns = the user's input and the answer so far token by token, each scaffold
-    segment (instruction, demonstration k, format words, first token, other) one summed column."""
+    """Rows = the attention that chose each produced token; columns = the user's input and the answer so far token
+    by token, each scaffold segment (instruction, demonstration k, format words, first token, other) one summed
+    column."""
     side = side or focus_side(result)
-    rows = produced_positions(result, side)
+    rows, produced = deciding_rows(result, side)
     if not rows:
         raise ValueError(f"this {result.task} result has no produced tokens on the {side} side")
     tokens = result.tokens(side)
     columns = _focus_columns(result, side, tokens)
     attention = result.self_attention(side)[layer][:, rows, :]     # (head, row, key_pos)
     weights = np.stack([attention[:, :, column.positions].sum(axis=-1) for column in columns], axis=-1)
-    return AnswerFocus(side, layer, rows, [tokens[row] for row in rows], columns,
+    return AnswerFocus(side, layer, rows, produced, [tokens[position] for position in produced], columns,
                        weights.astype(np.float32))                 # (head, row, column)
 
 
@@ -115,9 +131,9 @@ def source_alignment(result: AttentionResult, layer: int) -> tuple[np.ndarray, l
     """The decoder-only analogue of cross-attention: (head, produced token, input token) weights of one layer,
     renormalised over the input tokens (of the attention that reached the user's text, where it went). A row that
     cannot see the input at all (a sliding-window layer, the input beyond the window) stays all zero.
-    Returns (weights, row positions, input positions)."""
+    Returns (weights, row positions (the rows that chose each produced token), input positions)."""
     side = focus_side(result)
-    rows = produced_positions(result, side)
+    rows, _ = deciding_rows(result, side)
     inputs = [position for segment in _side_segments(result, side) if segment.role == "input"
               for position in range(segment.start, segment.end)]
     if not rows or not inputs:
