@@ -60,7 +60,7 @@ def build_tab(service: Any, store: ResultStore | None = None) -> AttentionPanel:
             result_json = gr.JSON(label="Result (JSON)", elem_id="qa-json")
     gr.Examples(QA_EXAMPLES, inputs=[context, question], label="Examples (English and Chinese)",
                 api_visibility="private")
-    panel = AttentionPanel(TASK, store, elem_prefix="qa")
+    panel = AttentionPanel(TASK, store, elem_prefix="qa", service=service)
 
     def answer(context, question, request: gr.Request, progress=gr.Progress()):  # noqa: B008
         return run_qa(service, store, context, question, request, progress)

@@ -51,7 +51,7 @@ def build_tab(service: Any, store: ResultStore | None = None) -> AttentionPanel:
             result_json = gr.JSON(label="Result (JSON)", elem_id="sent-json")
     gr.Examples(SENTIMENT_EXAMPLES, inputs=[text], label="Examples (English and Chinese)",
                 api_visibility="private")
-    panel = AttentionPanel(TASK, store, elem_prefix="sent")
+    panel = AttentionPanel(TASK, store, elem_prefix="sent", service=service)
 
     def classify(text, request: gr.Request, progress=gr.Progress()):  # noqa: B008
         return run_sentiment(service, store, text, request, progress)

@@ -44,7 +44,7 @@ def build_tab(service: Any, store: ResultStore | None = None) -> AttentionPanel:
             result_json = gr.JSON(label="Result (JSON)", elem_id="tr-json")
     gr.Examples(TRANSLATION_EXAMPLES, inputs=[text, direction], label="Examples (English and Chinese)",
                 api_visibility="private")
-    panel = AttentionPanel(TASK, store, elem_prefix="tr")
+    panel = AttentionPanel(TASK, store, elem_prefix="tr", service=service)
 
     def translate(text, direction, request: gr.Request, progress=gr.Progress()):  # noqa: B008
         return run_translation(service, store, text, direction, request, progress)
