@@ -107,3 +107,17 @@ def test_split_sizes_meet_the_brief(split, minimum):
     assert directions.count("en-zh") >= minimum["translation"] and directions.count("zh-en") >= minimum["translation"]
     for item in qa:
         assert item["category"] and all(answer in item["context"] for answer in item["answers"])
+
+
+def test_intervals_are_seeded_and_bracket_the_value():
+    from eval.evaluate import bootstrap_interval, length_bucket, metric_rows
+
+    records = [{"task": "qa", "correct": index % 4 != 0, "f1": 1.0, "group": "who", "lang": "en"}
+               for index in range(40)]
+    accuracy = lambda chosen: sum(r["correct"] for r in chosen) / len(chosen)  # noqa: E731
+    low, high = bootstrap_interval(records, accuracy)
+    assert low <= 0.75 <= high and (low, high) == bootstrap_interval(records, accuracy)
+    rows = {row["metric"].strip(): row for row in metric_rows({"items": records})}
+    assert rows["QA exact match"]["value"] == 0.75 and rows["QA EM · who"]["n"] == 40
+    assert [length_bucket(text, "en-zh") for text in ("I like tea.", " ".join(["word"] * 20))] == ["short", "long"]
+    assert length_bucket("我每天早上六点起床。", "zh-en") == "short"
