@@ -225,7 +225,9 @@ def build_tab(service: Any, store: ResultStore | None = None) -> AttentionPanel:
     event.success(steps.refresh, outputs=steps.outputs(), **VIEW_EVENT)
     panel.explain_failures(event)
     # Stop ends generation within one token, and the attention of the text so far is still captured and drawn.
-    stop.click(finish_now, outputs=[panel.info], **VIEW_EVENT)
+    # Its own group with no limit: it only sets a flag, and must never wait behind redraws (the logit lens runs the
+    # model inside one) while the text keeps growing.
+    stop.click(finish_now, outputs=[panel.info], **{**VIEW_EVENT, "concurrency_id": "stop", "concurrency_limit": None})
     return panel
 
 
