@@ -135,3 +135,20 @@ def test_the_prompt_panel_names_each_chosen_demonstration_with_its_similarity():
     shown = prompt_html(result)
     assert "demonstration 1 · similarity 0.61 (sentiment.&lt;en&gt; #7)" in shown and "<en>" not in shown
     assert result.to_json()["demonstrations"] == result.demonstrations
+
+
+def test_qa_keeps_the_fixed_cached_demonstrations_and_appends_the_nearest_one():
+    from service import ModelService
+    from service.attention.prefix_cache import PREFIXES
+    from service.tasks.fewshot import QA_DEMONSTRATIONS
+
+    service = ModelService("tiny-fewshot", max_attention_tokens=1024)
+    first = service.answer("Bob lives in Oslo and works in Bergen.", "Where does Bob live?")
+    names = [segment.name for segment in first.segments if segment.name.startswith("demonstration")]
+    assert names == [f"demonstration {index}" for index in range(1, len(QA_DEMONSTRATIONS) + 2)]
+    assert [choice["segment"] for choice in first.demonstrations] == [f"demonstration {len(QA_DEMONSTRATIONS) + 1}"]
+    assert first.prompt.index(QA_DEMONSTRATIONS[0][0]) < first.prompt.index("Bob lives")
+    hits = PREFIXES.hits
+    service.answer("李华住在上海。", "李华住在哪里？")          # another input, another chosen item: same cached prefix
+    assert PREFIXES.hits > hits
+    assert service.translate("I like tea.", "en-zh").demonstrations is None   # translation keeps its fixed pairs

@@ -123,18 +123,23 @@ def classify_fewshot(model: Any, tokenizer: Any, text: str, capture_attention: b
 
 def answer_fewshot(
     model: Any, tokenizer: Any, context: str, question: str, capture_attention: bool = True,
-    demonstrations: Sequence[tuple[str, str, str]] | None = None,
+    demonstrations: Sequence[tuple[str, str, str]] | None = None, anchors: int | None = None,
 ) -> FewShotOutcome:
     """Extractive QA: generate an answer, then snap it to the best-matching span so context[start:end] == answer.
 
     demonstrations: (context, question, answer) triples; None = QA_DEMONSTRATIONS, () = zero-shot.
+    anchors: how many leading demonstrations every input shares (None = all): the prompt up to them runs once per
+    model (the prefix cache) and only the demonstrations after them, chosen for this input, cost per request.
     """
     builder = _PromptBuilder()
     builder.add("instruction", QA_INSTRUCTION)
     chosen = QA_DEMONSTRATIONS if demonstrations is None else demonstrations
+    shared = builder.text
     for index, (demo_context, demo_question, demo_answer) in enumerate(chosen, start=1):
         builder.add(f"demonstration {index}", _qa_block(demo_context, demo_question, demo_answer) + "\n")
-    query_prefix = builder.text
+        if anchors is not None and index == anchors:
+            shared = builder.text
+    query_prefix = builder.text if anchors is None else shared
     builder.add_fields(("format", "Text: "), ("context", _one_line(context)), ("format", "\nQuestion: "),
                        ("question", _one_line(question)), ("format", "\nAnswer:"))
     prompt = builder.text
