@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import queue
 import threading
 from typing import Any, Iterator
 
@@ -18,7 +17,6 @@ from service.tasks.generation import GenerationSettings
 from service.tasks.steps import DEFAULT_TOP_K, MAX_TOP_K
 from service.text import detect_direction
 
-_STOP_TIMEOUT_S = 60.0
 # task → (method, (required fields, optional fields)) for run_task
 _TASK_FIELDS: dict[str, tuple[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
     "generation": ("generate", (("prompt",), ("max_new_tokens", "temperature", "top_k", "top_p", "seed",
@@ -99,7 +97,7 @@ class ModelService:
         """
         validation.check_text(prompt, "prompt")
         settings = self._settings(max_new_tokens, temperature, top_k, top_p, seed, min_new_tokens, candidates)
-        return self._stream(prompt, settings, finish_early)
+        return self.backend.stream(prompt, settings, finish_early)
 
     def answer(self, context: str, question: str, zero_shot: bool = False) -> AttentionResult:
         """Answer `question` from `context`; prediction {"answer", "start", "end", "score"},
@@ -226,42 +224,6 @@ class ModelService:
         minimum = int(validation.check_number(min_new_tokens, "min_new_tokens", 0, checked[0], integer=True))
         top = int(validation.check_number(candidates, "candidates", 0, MAX_TOP_K, integer=True))
         return GenerationSettings(*checked, min_new_tokens=minimum, record_top_k=top)
-
-    def _stream(self, prompt: str, settings: GenerationSettings,
-                finish_early: threading.Event | None = None) -> Iterator[str | AttentionResult]:
-        events: queue.Queue[tuple[str, Any]] = queue.Queue()
-        stop = threading.Event()
-
-        def work() -> None:
-            try:
-                if stop.is_set():
-                    events.put(("done", None))
-                    return
-                result = self.backend.generate(prompt, settings, on_token=lambda ids: events.put(("tokens", ids)),
-                                               stop_event=stop, finish_event=finish_early)
-                events.put(("done", result))
-            except BaseException as error:  # handed to the consumer thread, which re-raises it
-                events.put(("error", error))
-
-        worker = threading.Thread(target=work, name="atlas-generate", daemon=True)
-        worker.start()
-        try:
-            while True:
-                kind, payload = events.get()
-                while kind == "tokens" and not events.empty():  # skip stale partial texts
-                    kind, payload = events.get()
-                if kind == "tokens":
-                    text = self.backend.decode(payload)
-                    yield text.rstrip("\ufffd")  # a character whose last bytes are still to come
-                elif kind == "error":
-                    raise payload
-                else:
-                    if payload is not None:
-                        yield payload
-                    return
-        finally:
-            stop.set()
-            worker.join(timeout=_STOP_TIMEOUT_S)
 
 
 __all__ = ["ModelService"]

@@ -7,8 +7,9 @@ a backend never validates user input and never asks which profile it is.
 from __future__ import annotations
 
 import json
+import queue
 import threading
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from service.attention.capture import inference_mode
 from service.attention.tokens import display_tokens
@@ -18,6 +19,9 @@ from service.probes.head_roles import HeadRole, probe_head_roles
 from service.probes.logit_lens import LogitLens, logit_lens  # torch and the family adapters load on first call
 from service.result import AttentionResult
 from service.tasks.generation import GenerationSettings, run_generation
+
+
+_STOP_TIMEOUT_S = 60.0      # how long closing a stream waits for the generation thread to let go of the model
 
 
 class Backend:
@@ -56,6 +60,44 @@ class Backend:
                 return None
             return run_generation(loaded, prompt, settings, self.max_attention_tokens, on_token=on_token,
                                   stop_event=stop_event, finish_event=finish_event)
+
+    def stream(self, prompt: str, settings: GenerationSettings,
+               finish_early: threading.Event | None = None) -> Iterator[str | AttentionResult]:
+        """Generate on a worker thread; yield the text so far after each token, then the result (see
+        ModelService.stream_generate: `finish_early` still yields the result, closing the iterator frees the model)."""
+        events: queue.Queue[tuple[str, Any]] = queue.Queue()
+        stop = threading.Event()
+
+        def work() -> None:
+            try:
+                if stop.is_set():
+                    events.put(("done", None))
+                    return
+                result = self.generate(prompt, settings, on_token=lambda ids: events.put(("tokens", ids)),
+                                               stop_event=stop, finish_event=finish_early)
+                events.put(("done", result))
+            except BaseException as error:  # handed to the consumer thread, which re-raises it
+                events.put(("error", error))
+
+        worker = threading.Thread(target=work, name="atlas-generate", daemon=True)
+        worker.start()
+        try:
+            while True:
+                kind, payload = events.get()
+                while kind == "tokens" and not events.empty():  # skip stale partial texts
+                    kind, payload = events.get()
+                if kind == "tokens":
+                    text = self.decode(payload)
+                    yield text.rstrip("\ufffd")  # a character whose last bytes are still to come
+                elif kind == "error":
+                    raise payload
+                else:
+                    if payload is not None:
+                        yield payload
+                    return
+        finally:
+            stop.set()
+            worker.join(timeout=_STOP_TIMEOUT_S)
 
     def answer(self, context: str, question: str, zero_shot: bool = False) -> AttentionResult:
         raise NotImplementedError
