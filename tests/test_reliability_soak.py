@@ -58,6 +58,15 @@ def _choices_from_refresh(layout: AppLayout, refresh_index: int, prefix: str, va
         return ["heads"]
 
 
+def _view_after_refresh(layout: AppLayout, refresh_index: int, prefix: str, value: Any, sent: Any) -> Any:
+    """The view the refresh opened (a browser sends that value with the next control change)."""
+    try:
+        update = layout.output_of(refresh_index, f"{prefix}-view", value)
+        return update.get("value", sent) if isinstance(update, dict) else sent
+    except (TypeError, KeyError, IndexError, ValueError):
+        return sent
+
+
 def _ranges_from_refresh(layout: AppLayout, refresh_index: int, prefix: str, value: Any) -> tuple[int, int, int]:
     """The layer and head sliders' maxima and the last query token after a run (from the refresh's updates)."""
     try:
@@ -78,7 +87,8 @@ class SoakDriver:
         self.rng = random.Random(seed)
         self.outcomes: list[Outcome] = []
         self.sessions: list[QueueSession] = []
-        self.refresh_of = {prefix: self.layout.chained_after(api_name) for prefix, (api_name, _) in TABS.items()}
+        self.refresh_of = {prefix: self.layout.chained_after(api_name, updating=f"{prefix}-plot")
+                           for prefix, (api_name, _) in TABS.items()}
 
     def session_round(self) -> list[Outcome]:
         """One browser session's worth of requests (REQUESTS_PER_SESSION of them)."""
@@ -94,13 +104,15 @@ class SoakDriver:
         if run.kind == "ok" and (problem := answer_problem(f"/{api_name}", tuple(arguments), run.value)):
             run = Outcome("failure", run.seconds, problem)
         outcomes.append(run)
-        controls = ["heads", None, 0, 0, None, 0]   # view, side, layer, head, statistic, query
+        # view, side, layer, head, statistic, query, lens span: the view the page starts on, as a browser sends it
+        controls = [self.layout.initial[f"{prefix}-view"], None, 0, 0, None, 0, None]
         refresh = session.run(self.refresh_of[prefix], controls, timeout=60)
         outcomes.append(refresh)
         refresh_index = self.refresh_of[prefix]
         views = (_choices_from_refresh(self.layout, refresh_index, prefix, refresh.value) if refresh.kind == "ok"
                  else ["heads"])
         layers, heads, last_query = _ranges_from_refresh(self.layout, refresh_index, prefix, refresh.value)
+        controls[0] = _view_after_refresh(self.layout, refresh_index, prefix, refresh.value, controls[0])
         for _ in range(REQUESTS_PER_SESSION - 2):
             control = rng.choice(["layer", "head", "view", "query"])
             if control == "view":
@@ -154,7 +166,8 @@ def test_a_thousand_mixed_requests_serve_everything_in_bounded_memory(server: Ap
 
     # Kept results are bounded: the first session's result was evicted by the 100+ sessions after it.
     first = driver.sessions[0]
-    expired = first.run(driver.layout.event_of("gen-layer"), ["heads", None, 1, 0, None, 0], timeout=30)
+    start_view = driver.layout.initial["gen-view"]  # Gradio forgot the session's updates too: the page's first view
+    expired = first.run(driver.layout.event_of("gen-layer"), [start_view, None, 1, 0, None, 0, None], timeout=30)
     assert expired.kind == "ok", expired
     assert any("expired" in str(value) for value in expired.value), expired.value
 

@@ -26,6 +26,7 @@ class AppLayout:
     inputs: dict[int, list[int]]
     trigger_after: dict[int, int | None]
     outputs: dict[int, list[int]]
+    initial: dict[str, Any]          # elem_id -> the value the page starts with (what a browser first sends)
 
     @classmethod
     def fetch(cls, port: int) -> "AppLayout":
@@ -37,6 +38,11 @@ class AppLayout:
             connection.close()
         components = {
             component["props"]["elem_id"]: component["id"]
+            for component in config["components"]
+            if component.get("props", {}).get("elem_id")
+        }
+        initial = {
+            component["props"]["elem_id"]: component["props"].get("value")
             for component in config["components"]
             if component.get("props", {}).get("elem_id")
         }
@@ -54,7 +60,7 @@ class AppLayout:
                 events.setdefault((target_id, trigger), fn_index)
             if dependency.get("api_name"):
                 api[str(dependency["api_name"]).strip("/")] = fn_index
-        return cls(components, events, api, inputs, trigger_after, outputs)
+        return cls(components, events, api, inputs, trigger_after, outputs, initial)
 
     def event_of(self, elem_id: str, trigger: str = "input") -> int:
         """fn_index of the event `trigger` on the component with `elem_id` (e.g. 'gen-layer', 'input')."""
@@ -65,13 +71,16 @@ class AppLayout:
         (the wire keeps the event's output order; handlers return updates keyed by component)."""
         return data[self.outputs[fn_index].index(self.components[elem_id])]
 
-    def chained_after(self, api_name: str) -> int:
-        """fn_index of the event the page runs after `api_name` succeeds (the attention panel's refresh)."""
+    def chained_after(self, api_name: str, updating: str | None = None) -> int:
+        """fn_index of the event the page runs after `api_name` succeeds; with `updating` (an elem_id, e.g.
+        'qa-plot' for the attention panel's refresh), the one among them that updates that component."""
         run_index = self.api[api_name.strip("/")]
         for fn_index, parent in self.trigger_after.items():
-            if parent == run_index:
+            if parent != run_index:
+                continue
+            if updating is None or self.components[updating] in self.outputs[fn_index]:
                 return fn_index
-        raise KeyError(f"no event is chained after {api_name}")
+        raise KeyError(f"no event chained after {api_name} updates {updating}")
 
 
 class QueueSession:
