@@ -57,8 +57,21 @@ def _script_runs(watch: BrowserWatch) -> list[str]:
     return [line for line in watch.console if MARKER in line or "Ignored call to 'alert()'" in line]
 
 
+def _live_markup(page: Any, attempts: int = 5) -> dict[str, list[str]]:
+    """FIND_LIVE_MARKUP in every frame. A frame being replaced while it is read (a view switch re-renders the
+    bertviz iframe) is read again once it has settled."""
+    for _ in range(attempts - 1):
+        try:
+            return {frame.url: frame.evaluate(FIND_LIVE_MARKUP) for frame in page.frames if not frame.is_detached()}
+        except Exception as error:  # noqa: BLE001 - playwright's Error: "Execution context was destroyed"
+            if "context was destroyed" not in str(error) and "detached" not in str(error):
+                raise
+            page.wait_for_timeout(500)
+    return {frame.url: frame.evaluate(FIND_LIVE_MARKUP) for frame in page.frames if not frame.is_detached()}
+
+
 def _assert_nothing_ran(page: Any, watch: BrowserWatch) -> None:
-    live = {frame.url: frame.evaluate(FIND_LIVE_MARKUP) for frame in page.frames if not frame.is_detached()}
+    live = _live_markup(page)
     assert not watch.dialogs, f"a dialog opened: {watch.dialogs}"
     assert not _script_runs(watch), f"payload script ran: {_script_runs(watch)}"
     assert not [url for url in watch.requests if MARKER in url], "payload markup made a request"
