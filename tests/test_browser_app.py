@@ -255,6 +255,10 @@ def test_stop_button_ends_a_long_generation(watch: PageWatch) -> None:
     page.wait_for_function("() => document.querySelector('#gen-output textarea').value.length > 0",
                            timeout=RUN_MS)
     page.click("#gen-stop")
+    # Once the server has taken the Stop (it says so in the info line), at most one more token may come: on a
+    # loaded 2-core machine the click itself can take seconds to reach the server.
+    page.wait_for_function("() => /Stopping|Stopped on request/.test(document.querySelector('#gen-info').innerText)",
+                           timeout=RUN_MS)
     page.wait_for_timeout(2500)
     stopped = output.input_value()
     page.wait_for_timeout(2500)
