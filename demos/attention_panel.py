@@ -352,10 +352,10 @@ class AttentionPanel:
         """Draw the panel from the freshly kept result once `event` (a task run) succeeds."""
         event.success(self.refresh_events, inputs=self.controls, outputs=self.refresh_outputs(), **VIEW_EVENT)
 
-    def blank_on(self, button: Any) -> Any:
-        """For a streamed task: when `button` starts a run, blank the panel first, so the text being written never
-        sits next to the previous run's attention. Returns the event to chain the run on with `.then`."""
-        return button.click(self.begin_run, outputs=[self.info, self.plot, self.html], **VIEW_EVENT)
+    def blank_after(self, started: Any) -> Any:
+        """For a streamed task: once `started` (the event its button fires) is done, blank the panel, so the text
+        being written never sits next to the previous run's attention. Returns the event to chain the run on."""
+        return started.then(self.begin_run, outputs=[self.info, self.plot, self.html], **VIEW_EVENT)
 
     def explain_failures(self, run: Any) -> None:
         """Say why the panel stays blank when `run` fails."""

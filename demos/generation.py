@@ -21,6 +21,7 @@ TASK = "generation"
 
 
 STOPPING_MESSAGE = "Stopping… the attention view for the text written so far appears here in a moment."
+NOTHING_TO_STOP = "Nothing is being generated now, so there is nothing to stop."
 STEPS_INTRO = ("**Step by step.** Slide through the generated tokens: for each one, the candidates the model weighed "
                "(recorded while it generated, not by running it again) and what the position that predicted it "
                "attended to.")
@@ -28,26 +29,45 @@ MEAN_HEAD = -1  # the step head menu's "mean over heads"
 
 
 class StopRequests:
-    """The Stop button of each session: its running generation finishes early and still shows its attention."""
+    """The Stop button of each session: its generation finishes early and still shows its attention.
+
+    A run is expected from the moment its button is pressed (`expect`), so a Stop pressed while the run still waits
+    for its turn in the queue counts too: that run then writes one token and stops."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._events: dict[str, threading.Event] = {}
+        self._running: set[str] = set()
+
+    def expect(self, session: str) -> None:
+        """The session pressed Generate: its run is on its way (a run already going keeps its own event)."""
+        with self._lock:
+            if session not in self._running:
+                self._events[session] = threading.Event()
 
     def begin(self, session: str) -> threading.Event:
-        """A run starts for `session`; Stop sets the event it returns."""
-        event = threading.Event()
+        """A run starts for `session`; Stop sets the event it returns (the one made when it was expected, if any)."""
         with self._lock:
+            event = self._events.get(session) if session not in self._running else None
+            event = event or threading.Event()
             self._events[session] = event
+            self._running.add(session)
         return event
 
     def end(self, session: str, event: threading.Event) -> None:
         with self._lock:
             if self._events.get(session) is event:
                 del self._events[session]
+                self._running.discard(session)
+
+    def forget(self, session: str) -> None:
+        """The expected run never started (refused, or failed before its handler ran): drop what waited for it."""
+        with self._lock:
+            if session not in self._running:
+                self._events.pop(session, None)
 
     def stop(self, session: str) -> bool:
-        """Ask the session's running generation to finish now; False when none is running."""
+        """Ask the session's generation (running or on its way) to finish now; False when there is none."""
         with self._lock:
             event = self._events.get(session)
         if event is None:
@@ -213,17 +233,29 @@ def build_tab(service: Any, store: ResultStore | None = None) -> AttentionPanel:
         yield from run_generation(service, store, prompt, max_new_tokens, temperature, top_k, top_p, seed,
                                   request, progress, stop_requests)
 
-    def finish_now(request: gr.Request):
-        return STOPPING_MESSAGE if stop_requests.stop(session_id(request)) else gr.update()
+    def start(request: gr.Request) -> dict[Any, Any]:
+        """Generate was pressed: Stop counts from now on; the previous run's text and steps go."""
+        stop_requests.expect(session_id(request))
+        return {**steps.hide(), text: ""}
 
-    run.click(steps.hide, outputs=steps.outputs(), **VIEW_EVENT)
-    event = panel.blank_on(run).then(
+    def finish_now(request: gr.Request):
+        if stop_requests.stop(session_id(request)):
+            return STOPPING_MESSAGE
+        gr.Info(NOTHING_TO_STOP)
+        return gr.update()
+
+    def forget_stop(request: gr.Request) -> None:
+        stop_requests.forget(session_id(request))
+
+    started = run.click(start, outputs=steps.outputs() + [text], **VIEW_EVENT)
+    event = panel.blank_after(started).then(
         generate, inputs=inputs, outputs=[result_json, text], api_name="generate",
         api_description="Continue a prompt. Returns {'text': continuation} (JSON) and the text.",
         preprocess=False, **MODEL_EVENT)  # raw values: the handler checks them all, by name
     panel.refresh_after(event)
     event.success(steps.refresh, outputs=steps.outputs(), **VIEW_EVENT)
     panel.explain_failures(event)
+    event.failure(forget_stop, **VIEW_EVENT)
     # Stop ends generation within one token, and the attention of the text so far is still captured and drawn.
     # Its own group with no limit: it only sets a flag, and must never wait behind redraws (the logit lens runs the
     # model inside one) while the text keeps growing.

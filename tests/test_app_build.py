@@ -179,6 +179,28 @@ def test_stop_finishes_only_the_pressing_visitors_generation_and_keeps_its_atten
     assert stops.stop("visitor") is False       # the run is over: nothing left to stop
 
 
+def test_a_stop_pressed_while_the_run_still_waits_for_its_turn_still_stops_it() -> None:
+    service, store, stops = ModelService(profile="tiny"), ResultStore(), StopRequests()
+    visitor = SimpleNamespace(session_hash="visitor")
+    assert stops.stop("visitor") is False       # nothing pressed yet: nothing to stop
+    stops.expect("visitor")                     # Generate pressed; the run waits in the queue
+    assert stops.stop("visitor") is True
+    outputs = list(run_generation(service, store, "Once upon a time", 200, 0.0, 0, 1.0, 0, visitor,
+                                  lambda *a, **k: None, stops))
+    result = store.get("visitor", "generation")
+    assert result is not None and any("Stopped on request after 1 of 200" in notice for notice in result.notices)
+    assert outputs[-1][0]["text"] == outputs[-1][1]
+    stops.expect("visitor")                     # the next run starts afresh: the old Stop does not carry over
+    list(run_generation(service, store, "Once upon a time", 5, 0.0, 0, 1.0, 0, visitor, lambda *a, **k: None,
+                        stops))
+    again = store.get("visitor", "generation")
+    assert again is not None and again is not result
+    assert not any("Stopped on request" in notice for notice in again.notices)
+    stops.expect("visitor")                     # a run refused before it started: its Stop is forgotten with it
+    stops.forget("visitor")
+    assert stops.stop("visitor") is False
+
+
 @pytest.mark.parametrize("module_name, title", [("generation", "Generate"), ("qa", "Ask"), ("translation", "Translate"),
                                                 ("sentiment", "Sentiment"), ("explain", "Explain")])
 def test_every_tab_also_builds_as_an_app_by_itself(module_name: str, title: str) -> None:

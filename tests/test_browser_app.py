@@ -252,8 +252,9 @@ def test_stop_button_ends_a_long_generation(watch: PageWatch) -> None:
     set_number(page, "gen-max-new-tokens", 200)
     page.click("#gen-run")
     output = page.locator("#gen-output textarea")
-    page.wait_for_function("() => document.querySelector('#gen-output textarea').value.length > 0",
-                           timeout=RUN_MS)
+    # This run's own first tokens: the panel says it is running (the box was emptied before), and text has come.
+    page.wait_for_function("() => document.querySelector('#gen-info').innerText.includes('Running')"
+                           " && document.querySelector('#gen-output textarea').value.length > 0", timeout=RUN_MS)
     page.click("#gen-stop")
     # Once the server has taken the Stop (it says so in the info line), at most one more token may come: on a
     # loaded 2-core machine the click itself can take seconds to reach the server.
