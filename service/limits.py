@@ -13,7 +13,9 @@ TOP_K_RANGE = (0, 1000)         # 0 = no top-k filtering
 TOP_P_RANGE = (0.0, 1.0)        # open at 0: (0, 1]
 SEED_RANGE = (0, 2**31 - 1)
 
-DEFAULT_MAX_ATTENTION_TOKENS = 256
+DEFAULT_MAX_ATTENTION_TOKENS = 1024
+WHOLE_MATRIX_TOKENS = 256       # up to this, results keep whole attention matrices; beyond, queries and keys
+                                # (service/attention/on_demand.py: memory linear in tokens)
 MAX_ATTENTION_TOKENS_RANGE = (2, 4096)
 
 TASKS = ("generation", "qa", "translation", "sentiment")

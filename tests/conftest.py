@@ -162,3 +162,12 @@ def browser() -> Iterator[Any]:
         launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         yield launched
         launched.close()
+
+
+@pytest.fixture()
+def whole_matrices(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Results keep whole attention matrices at any length: the tiny tokenizers make few-shot prompts of 300+
+    tokens, past the on-demand threshold, and these tests check the capture made while the model runs."""
+    from service import limits
+
+    monkeypatch.setattr(limits, "WHOLE_MATRIX_TOKENS", 4096)

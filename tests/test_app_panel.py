@@ -385,7 +385,7 @@ def test_zero_shot_comparison_refuses_changed_text_and_missing_results(fewshot_s
     with pytest.raises(gr.Error, match="changed since the last run"):
         shots.compare(["Bob lives in Bergen.", "Where does Bob live?"], request(), lambda *args, **kwargs: None)
     shown = shots.compare(["Bob lives in Oslo.", "Where does Bob live?"], request(), lambda *args, **kwargs: None)
-    assert "Few-shot: 3 demonstrations" in shown[shots.answers]["value"]
+    assert "Few-shot: 4 demonstrations" in shown[shots.answers]["value"]  # 3 fixed, 1 chosen for this input
 
 
 def test_zero_shot_comparison_stays_hidden_for_models_that_read_no_demonstrations(tiny_results) -> None:

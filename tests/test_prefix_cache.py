@@ -39,6 +39,7 @@ def test_a_reused_prefix_gives_the_full_prompt_attention(fewshot: ModelService, 
     assert np.abs(reference - result.decoder_attention).max() < 1e-5
 
 
+@pytest.mark.usefixtures("whole_matrices")
 @pytest.mark.parametrize("task", ["sentiment", "qa", "translation"])
 def test_a_reused_demonstration_prefix_gives_the_full_prompt_attention(fewshot: ModelService, task: str) -> None:
     from service.tasks import fewshot as prompts

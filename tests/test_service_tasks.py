@@ -235,6 +235,7 @@ def _fewshot_outcome(task: str, loaded):
         return translate_fewshot(loaded.model, loaded.tokenizer, "北京是中国的首都。", "zh-en")
 
 
+@pytest.mark.usefixtures("whole_matrices")
 @pytest.mark.parametrize("task", ["sentiment", "qa", "translation"])
 def test_fewshot_attention_captured_while_running_equals_a_separate_eager_pass(task: str) -> None:
     from service.attention import capture
@@ -279,6 +280,7 @@ def test_fewshot_generation_that_hits_its_token_limit_still_gets_its_last_row() 
     np.testing.assert_allclose(attention, separate[:, :, :kept, :kept], atol=1e-5)
 
 
+@pytest.mark.usefixtures("whole_matrices")
 def test_fewshot_attention_cap_keeps_the_last_positions_of_the_captured_rows() -> None:
     from service.backends.fewshot import fewshot_result
 
@@ -293,6 +295,7 @@ def test_fewshot_attention_cap_keeps_the_last_positions_of_the_captured_rows() -
     assert capped_result.segments[-1].name == "answer" and capped_result.segments[-1].end == 24
 
 
+@pytest.mark.usefixtures("whole_matrices")
 def test_fewshot_sentiment_runs_one_forward_per_request_after_the_first() -> None:
     from service.tasks.lm_calls import CALIBRATIONS as _CALIBRATIONS
 

@@ -36,6 +36,16 @@ def check_heads_array(attention: np.ndarray, query_tokens: Sequence[str], key_to
     return attention
 
 
+def per_layer(attention: Any, key: Any, reduce: Any) -> np.ndarray:
+    """np.stack([reduce(attention[l]) for each layer l]): one layer's (head, query_pos, key_pos) at a time, so
+    attention kept as queries and keys (service/attention/on_demand.py) never builds the whole array; it caches
+    the result under `key` (hashable: what was computed and with which settings)."""
+    cached = getattr(attention, "per_layer", None)
+    if cached is not None:
+        return cached(key, reduce)
+    return np.stack([reduce(np.asarray(attention[layer])) for layer in range(attention.shape[0])])
+
+
 def side_of(result: Any, side: str | None) -> str:
     side = side or result.main_side
     if side not in ("encoder", "decoder"):
@@ -77,5 +87,5 @@ def tick_font_size(num_ticks: int) -> int:
     return int(max(7, min(12, 520 / max(1, num_ticks))))
 
 
-__all__ = ["check_index", "check_heads_array", "side_of", "block_axis", "category_axis", "tick_font_size",
+__all__ = ["check_index", "check_heads_array", "per_layer", "side_of", "block_axis", "category_axis", "tick_font_size",
            "plot_labels"]

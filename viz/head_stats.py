@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import plotly.graph_objects as go
 
-from ._common import check_index, side_of
+from ._common import check_index, per_layer, side_of
 from .labels import escape_text, wrap_lines
 from .layer_view import plot_attention_heads
 from .roles import PROBE_SENTENCE, short_role_grid
@@ -108,6 +108,8 @@ def head_statistic(attention: np.ndarray, statistic: str) -> np.ndarray:
     """
     if statistic not in _FUNCTIONS:
         raise ValueError(f"unknown statistic {statistic!r}; choose one of {', '.join(_FUNCTIONS)}")
+    if getattr(attention, "ndim", None) == 4:  # layer by layer: kept queries and keys never build the whole array
+        return per_layer(attention, ("statistic", statistic), _FUNCTIONS[statistic]).astype(np.float32)
     return _FUNCTIONS[statistic](attention).astype(np.float32)
 
 
@@ -118,21 +120,31 @@ def attention_rollout(attention: np.ndarray, residual_weight: float = 0.5) -> np
     residual connection, Â = (1 − residual_weight)·A + residual_weight·I, rows renormalised, and multiplied up:
     R_0 = Â_0, R_l = Â_l · R_{l−1}. Returns (layer, query_pos, key_pos) float32; R_l rows sum to 1.
     """
-    attention = _check(attention)
+    if not hasattr(attention, "per_layer"):
+        attention = _check(attention)
+    return np.stack(list(_rollout_steps(attention, attention.shape[0] - 1, residual_weight))).astype(np.float32)
+
+
+def rollout_through(attention: Any, layer: int, residual_weight: float = 0.5) -> np.ndarray:
+    """R_layer of attention_rollout, reading one layer at a time: (query_pos, key_pos) float32."""
+    *_, last = _rollout_steps(attention, layer, residual_weight)
+    return last.astype(np.float32)
+
+
+def _rollout_steps(attention: Any, last: int, residual_weight: float) -> Any:
+    """R_0 … R_last, each (query_pos, key_pos) float64, from attention[0] … attention[last] one at a time."""
     if attention.ndim != 4 or attention.shape[-1] != attention.shape[-2]:
         raise ValueError(f"rollout needs square self-attention (layer, head, query, key), got {attention.shape}")
     if not 0.0 <= residual_weight <= 1.0:
         raise ValueError(f"residual_weight must be in [0, 1], got {residual_weight}")
-    num_layers, _, tokens, _ = attention.shape
-    identity = np.eye(tokens)
-    rollout = np.empty((num_layers, tokens, tokens))
+    identity = np.eye(attention.shape[-1])
     current = identity
-    for layer in range(num_layers):
-        mixed = (1 - residual_weight) * attention[layer].mean(axis=0) + residual_weight * identity  # (query, key)
+    for layer in range(last + 1):
+        heads_mean = np.asarray(attention[layer], dtype=np.float64).mean(axis=0)      # (query, key)
+        mixed = (1 - residual_weight) * heads_mean + residual_weight * identity
         mixed /= mixed.sum(axis=-1, keepdims=True)
         current = mixed @ current  # (query_pos, key_pos): what position i draws from input token j so far
-        rollout[layer] = current
-    return rollout.astype(np.float32)
+        yield current
 
 
 def plot_statistic_map(values: np.ndarray, statistic: str, *, title: str | None = None,
@@ -199,7 +211,7 @@ def plot_rollout(result: "AttentionResult", layer: int | None = None, side: str 
     side = side_of(result, side)
     attention = result.self_attention(side)  # (layer, head, query_pos, key_pos)
     last = attention.shape[0] - 1 if layer is None else check_index("layer", layer, attention.shape[0], "layers")
-    rollout = attention_rollout(attention[: last + 1], residual_weight)[last]  # (query_pos, key_pos)
+    rollout = rollout_through(attention, last, residual_weight)  # (query_pos, key_pos)
     return plot_attention_heads(
         rollout, result.tokens(side), causal=result.is_causal(side), head_labels=["rollout"],
         query_special=result.special(side), theme=theme, colorbar_title="rollout share",

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import plotly.graph_objects as go
 
-from ._common import category_axis, side_of
+from ._common import category_axis, per_layer, side_of
 from .arrays import cell_budget, fit_to_budget, pool_attention, visibility_mask
 from .labels import escape_text
 from .style import ATTENTION_CAVEAT, COLOR_SCALE, Theme, base_layout, colorbar, theme_colors
@@ -26,8 +26,10 @@ def thumbnails(attention: np.ndarray, causal: bool, size: int) -> tuple[np.ndarr
     """
     num_queries, num_keys = attention.shape[-2:]
     visible = visibility_mask(num_queries, num_keys, causal)
-    pooled = pool_attention(attention, visible, size, size)
-    values = pooled.values.astype(np.float32)  # (layer, head, q', k')
+    pooled = pool_attention(visible.astype(np.float32), visible, size, size)  # the blocks and what each one sees
+    values = per_layer(attention, ("thumbnails", causal, size),                     # one layer at a time
+                       lambda layer: pool_attention(layer, visible, size, size).values).astype(np.float32)
+    # values: (layer, head, q', k')
     scale_rows = values[..., 1:, :] if causal and values.shape[-2] > 1 else values
     scale_visible = pooled.visible[1:, :] if causal and values.shape[-2] > 1 else pooled.visible
     top = np.where(scale_visible, scale_rows, 0).max(axis=(-2, -1), keepdims=True)  # (layer, head, 1, 1)
@@ -53,7 +55,8 @@ def plot_attention_overview(
             the JSON budget). layer_labels: one y label per layer (default "layer 0" ...).
     Long inputs are pooled into blocks; every thumbnail is scaled to its own maximum.
     """
-    attention = np.asarray(attention)
+    if not hasattr(attention, "per_layer"):  # an array (attention kept as queries and keys stays as it is)
+        attention = np.asarray(attention)
     if attention.ndim != 4:
         raise ValueError(f"attention must be (layer, head, query, key), got shape {attention.shape}")
     num_layers, num_heads = attention.shape[:2]

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from service import limits
 from service.attention import capture
 from service.attention.tokens import display_tokens
 from service.models.loading import LoadedModel
@@ -68,16 +69,24 @@ def decoder_result(
 ) -> AttentionResult:
     """A causal LM's result over `sequence`; keeps the last N positions over the cap (with a notice).
 
-    The attention comes from `captured` (rows the model computed while running) when it covers `sequence`,
-    else from one eager pass over `sequence`. timings["capture"] is the time spent here.
+    Up to WHOLE_MATRIX_TOKENS positions the attention is whole matrices: from `captured` (rows the model computed
+    while running) when it covers `sequence`, else from one eager pass over `sequence`. Longer, it is an
+    OnDemandAttention: one pass keeps each layer's queries and keys, and views compute the layers they show.
+    timings["capture"] is the time spent here.
     """
     import time
+
+    from service.attention import on_demand  # torch: not for the views that import this module
 
     started = time.perf_counter()
     total = len(sequence)
     shown = min(total, max_attention_tokens)
     notices = []
-    if captured is not None and captured.covers(sequence):
+    attention: Any
+    if shown > limits.WHOLE_MATRIX_TOKENS and on_demand.can_keep_queries_keys(loaded.model):
+        # long: kept queries and keys, each layer computed when a view asks (memory linear in N)
+        attention = on_demand.keep_queries_keys(loaded.model, as_tensor(sequence, loaded.device), keep_last=shown)
+    elif captured is not None and captured.covers(sequence):
         attention = capture.captured_attention(loaded.model, captured, total, keep_last=shown)  # (layer, head, N, N)
     else:
         attention = capture.decoder_attention(loaded.model, as_tensor(sequence, loaded.device), keep_last=shown)

@@ -27,6 +27,7 @@ from typing import Any, Sequence
 import torch
 
 from service.attention.capture import CapturedRows
+from service import limits
 from service.tasks.lm_calls import (SENTIMENT_LABELS, ContextSpanConstraint, calibration, generate_line, kernel_for,
                                     score_labels, token_count)
 from service.text import Direction
@@ -107,6 +108,7 @@ def classify_fewshot(model: Any, tokenizer: Any, text: str, capture_attention: b
     query_prefix = builder.text
     builder.add_fields(("format", "Review: "), ("text", _one_line(text)), ("format", "\nSentiment:"))
     prompt = builder.text
+    capture_attention = capture_attention and captures_while_running(tokenizer, prompt)
 
     with kernel_for(model, capture_attention):
         content_free = calibration(model, tokenizer, query_prefix, lambda probe: _sentiment_block(probe, None))
@@ -143,6 +145,7 @@ def answer_fewshot(
     builder.add_fields(("format", "Text: "), ("context", _one_line(context)), ("format", "\nQuestion: "),
                        ("question", _one_line(question)), ("format", "\nAnswer:"))
     prompt = builder.text
+    capture_attention = capture_attention and captures_while_running(tokenizer, prompt)
 
     limit = min(token_count(tokenizer, context) + 1, QA_MAX_ANSWER_TOKENS)
     only_spans = ContextSpanConstraint(tokenizer, _one_line(context), len(tokenizer(prompt).input_ids))
@@ -178,12 +181,19 @@ def translate_fewshot(
     builder.add_fields(("format", f"{LANGUAGE_NAMES[source]}: "), ("source", _one_line(text)),
                        ("format", f"\n{LANGUAGE_NAMES[target]}:"))
     prompt = builder.text
+    capture_attention = capture_attention and captures_while_running(tokenizer, prompt)
 
     limit = min(2 * token_count(tokenizer, text) + 10, MAX_NEW_TOKENS_CAP)
     line = generate_line(model, tokenizer, prompt, limit, None, capture_attention, prefix_text=query_prefix)
     outcome = builder.finish(line.text, {"translation": line.text.strip(), "direction": direction})
     outcome.attention = line.attention
     return outcome
+
+
+def captures_while_running(tokenizer: Any, prompt: str) -> bool:
+    """Whether the prompt's attention is captured while the model runs (whole matrices, eager kernel). A longer
+    prompt runs on the fast kernel; its result keeps queries and keys instead (service/attention/on_demand.py)."""
+    return token_count(tokenizer, prompt) <= limits.WHOLE_MATRIX_TOKENS
 
 
 # --- prompt pieces -----------------------------------------------------------------------------------------
