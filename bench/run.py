@@ -27,6 +27,7 @@ import numpy as np
 
 from bench.app_process import AppProcess
 from bench.bare import BareModel, bare_call, bare_model, generated_count, model_key_for
+from bench.long_inputs import measure_long_rows
 from bench.stats import Sample, interleave, paired, repeat, time_call
 from bench.table import Row, Target, format_sample, format_value, render_markdown
 
@@ -484,6 +485,7 @@ def run_benchmark(settings: Settings, log: Callable[[str], None] | None = None) 
         rows.append(measure_steps_row(ctx))
         switch_rows, payload_rows = measure_switch_rows(ctx)
         rows += switch_rows + payload_rows
+        rows += measure_long_rows(ctx)
         rows.append(measure_streaming_row(ctx))
 
         log(f"{settings.mixed_requests} mixed requests")
