@@ -1,7 +1,8 @@
 """A bounded, expiring, thread-safe store of AttentionResults, keyed by browser session and task.
 
 The model runs once per request; layer and head switches redraw from the result kept here and never run the model
-again. Attention tensors are large (Gemma at 256 tokens: 18 × 4 × 256 × 256 float32 ≈ 19 MB), so the store is
+again. Attention is large (Gemma at 256 tokens: 18 × 4 × 256 × 256 float32 ≈ 19 MB of matrices; at 1,024 tokens,
+kept as queries and keys, 94 MB: service/attention/on_demand.py), so the store is
 bounded three ways: entries expire `ttl_seconds` after their last use, at most `max_entries` are kept, and their
 attention arrays together stay under `max_bytes`. The least recently used entries go first.
 """
@@ -17,7 +18,7 @@ from typing import Any
 from service.result import AttentionResult
 
 DEFAULT_MAX_ENTRIES = 64
-DEFAULT_MAX_BYTES = 256 * 1024 * 1024  # ~13 Gemma results at 256 tokens (19 MB each), ~54 at 128
+DEFAULT_MAX_BYTES = 256 * 1024 * 1024  # ~13 Gemma results at 256 tokens (19 MB each), ~2 at 1,024 (94 MB)
 DEFAULT_TTL_SECONDS = 30 * 60.0
 
 
