@@ -4,6 +4,8 @@ Each task builds its prompt in service/tasks/fewshot.py, runs the model once, an
 over prompt + completion, with the prompt's segments (instruction, demonstrations, query, answer).
 The demonstrations are chosen per input (service/tasks/demonstrations.py) before the model's lock is taken:
 on the embedded profile English is matched with the packaged MiniLM, elsewhere with character n-grams.
+Sentiment requests that arrive while the model is busy share one forward (service/backends/batching.py: their
+label scoring over the cached prefix, service/tasks/lm_calls.py:score_label_jobs); each keeps its own result.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
+from service.attention.capture import inference_mode
 from service.backends.base import Backend
+from service.backends.batching import Batcher
 from service.models.loading import LoadedModel
 from service.models.sources import ModelSource
 from service.result import AttentionResult, TaskName
@@ -19,6 +23,7 @@ from service.tasks.common import char_spans_to_segments, decoder_result, sink_se
 from service.tasks.demonstrations import Chosen, DemonstrationSelector
 from service.tasks.fewshot import (QA_DEMONSTRATIONS, FewShotOutcome, answer_fewshot, classify_fewshot,
                                    translate_fewshot)
+from service.tasks.lm_calls import LabelJob, LabelScores, score_label_jobs, shared_label_scoring
 
 SENTENCE_ENCODER_KEY = "minilm"      # a profile that can show MiniLM in Explain also uses it to pick demonstrations
 # Tasks whose demonstrations are chosen per input, measured on the dev split (eval/README.md):
@@ -42,6 +47,7 @@ class FewShotBackend(Backend):
         encoder_key = SENTENCE_ENCODER_KEY if SENTENCE_ENCODER_KEY in self.explain_keys.values() else None
         self.selector = DemonstrationSelector(
             encoder=(lambda: self.model(encoder_key)) if encoder_key else None)
+        self._label_batcher: Batcher[LabelJob, LabelScores] | None = None
 
     supports_zero_shot = True
 
@@ -72,7 +78,7 @@ class FewShotBackend(Backend):
         chosen = self.selector.for_sentiment(text) if self._chooses("sentiment", zero_shot) else []
         shown = () if zero_shot else tuple(choice.item for choice in chosen) if chosen else None
         return self._run("sentiment", lambda loaded: classify_fewshot(loaded.model, loaded.tokenizer, text,
-                                                                      demonstrations=shown), chosen)
+                                                                      demonstrations=shown), chosen, shared=True)
 
     def task_keys(self, task: str) -> list[str]:
         return [self.generation_key]
@@ -82,19 +88,38 @@ class FewShotBackend(Backend):
         return not zero_shot and task in CHOSEN_PER_INPUT
 
     def _run(self, task: TaskName, call: Callable[[LoadedModel], FewShotOutcome],
-             chosen: list[Chosen], first_index: int = 1) -> AttentionResult:
-        """call(loaded model) under its lock; the result records the chosen demonstrations (prompt order)."""
-        def runner(loaded: LoadedModel) -> AttentionResult:
-            started = time.perf_counter()
-            outcome = call(loaded)
-            ran = time.perf_counter() - started
+             chosen: list[Chosen], first_index: int = 1, shared: bool = False) -> AttentionResult:
+        """call(loaded model) under its lock; the result records the chosen demonstrations (prompt order).
+        shared: the call's label scoring may run in one forward with other requests' (service/backends/batching.py:
+        the lock is let go while it waits for them)."""
+        def finish(loaded: LoadedModel, outcome: FewShotOutcome, ran: float) -> AttentionResult:
             result = fewshot_result(loaded, task, outcome, self.max_attention_tokens)
             result.timings = {"model": ran, "capture": result.timings["capture"]}
             result.demonstrations = [choice.to_dict(f"demonstration {index}")
                                      for index, choice in enumerate(chosen, start=first_index)] or None
             return result
 
-        return self.run(self.generation_key, runner)
+        def runner(loaded: LoadedModel) -> AttentionResult:
+            started = time.perf_counter()
+            outcome = call(loaded)
+            return finish(loaded, outcome, time.perf_counter() - started)
+
+        if not shared:
+            return self.run(self.generation_key, runner)
+        loaded = self.model(self.generation_key)
+        with self.label_batcher(loaded).arrival() as arrival, loaded.lock, inference_mode():
+            with shared_label_scoring(arrival.submit):
+                started = time.perf_counter()
+                outcome = call(loaded)              # its label scoring may wait for, and run in, a batch
+                ran = time.perf_counter() - started
+            return finish(loaded, outcome, ran)
+
+    def label_batcher(self, loaded: LoadedModel) -> Batcher[LabelJob, LabelScores]:
+        """The batcher of label-scoring forwards on the few-shot model (made once, on its lock)."""
+        with self._registry_lock:
+            if self._label_batcher is None:
+                self._label_batcher = Batcher(loaded.lock, score_label_jobs)
+            return self._label_batcher
 
 
 def fewshot_result(loaded: LoadedModel, task: TaskName, outcome: FewShotOutcome,

@@ -1,6 +1,7 @@
 """The model calls behind few-shot tasks: scoring label continuations in one tree-masked forward, greedy lines
 (optionally constrained to spans of a context), and the contextual-calibration probe, each capturing the attention
-it computed on the way (service.attention.capture.CapturedRows). Hold the model's lock.
+it computed on the way (service.attention.capture.CapturedRows). Hold the model's lock. Inside
+`shared_label_scoring`, label scoring may join other requests' in one batched forward (score_label_jobs).
 """
 
 from __future__ import annotations
@@ -8,13 +9,15 @@ from __future__ import annotations
 import contextlib
 import threading
 import weakref
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from service.attention.capture import CapturedRows, eager_attention, rows_from_generation
-from service.attention.prefix_cache import PREFIXES
+from service.attention.prefix_cache import PREFIXES, Prefix
 
 SENTIMENT_LABELS = ("positive", "negative")
 CONTENT_FREE_INPUTS = ("N/A",)             # contextual calibration probe(s), averaged
@@ -30,7 +33,11 @@ def token_count(tokenizer: Any, text: str) -> int:
 
 
 def kernel_for(model: Any, capture_attention: bool) -> Any:
-    """The eager kernel while capturing (it returns attention weights), else whatever the model runs on."""
+    """The eager kernel while capturing (it returns attention weights), else whatever the model runs on.
+    Inside shared_label_scoring it only remembers the choice: the kernel is switched where the model runs."""
+    shared = _SHARED.get()
+    if shared is not None:
+        return shared.kernel(capture_attention)
     return eager_attention(model) if capture_attention else contextlib.nullcontext()
 
 
@@ -45,19 +52,36 @@ CALIBRATIONS_LOCK = threading.Lock()
 def calibration(model: Any, tokenizer: Any, query_prefix: str, probe_block: Any) -> torch.Tensor:
     """Mean label log-probabilities (labels,) after `query_prefix + probe_block(probe)` for each content-free probe;
     computed once per model, tokenizer and prefix (a demonstration set)."""
+    shared = _SHARED.get()
+    if shared is None:
+        return _calibration(model, tokenizer, query_prefix, probe_block)
+    cached = _cached_calibration(model, tokenizer, query_prefix)
+    if cached is not None:
+        return cached
+    with _unshared(), kernel_for(model, shared.eager):    # runs at once, on the kernel the caller asked for
+        return _calibration(model, tokenizer, query_prefix, probe_block)
+
+
+def _cached_calibration(model: Any, tokenizer: Any, query_prefix: str) -> torch.Tensor | None:
+    with CALIBRATIONS_LOCK:
+        cached = CALIBRATIONS.get(model, {}).get((id(tokenizer), query_prefix))
+    return cached[1] if cached is not None and cached[0]() is tokenizer else None
+
+
+def _calibration(model: Any, tokenizer: Any, query_prefix: str, probe_block: Any) -> torch.Tensor:
     key = (id(tokenizer), query_prefix)
     with CALIBRATIONS_LOCK:
         per_model = CALIBRATIONS.setdefault(model, {})
         cached = per_model.get(key)
         if cached is not None and cached[0]() is tokenizer:
             return cached[1]
-        calibration = torch.stack([
+        probes = torch.stack([
             score_labels(model, tokenizer, query_prefix + probe_block(probe), SENTIMENT_LABELS,
                          capture_attention=False, prefix_text=query_prefix).logprobs
             for probe in CONTENT_FREE_INPUTS
         ]).mean(dim=0)                                                                      # (labels,)
-        per_model[key] = (_weak_or_strong(tokenizer), calibration)
-        return calibration
+        per_model[key] = (_weak_or_strong(tokenizer), probes)
+        return probes
 
 
 def _weak_or_strong(value: Any) -> Any:
@@ -92,6 +116,44 @@ class LabelScores:
         return CapturedRows(self.prompt_ids + self.label_ids[label], prompt_block, later_rows)
 
 
+@dataclass
+class LabelTree:
+    """A prompt followed by every label's tokens as sibling branches (what score_labels runs in one forward)."""
+
+    prompt_ids: list[int]                         # (P,)
+    label_ids: list[list[int]]                    # per label, its tokens
+    label_starts: list[int]                       # where each label's tokens start in `sequence`
+    sequence: list[int]                           # (Q,) prompt, then each label's tokens
+    positions: list[int]                          # (Q,) a branch token sits where it would right after the prompt
+    branch: list[int]                             # (Q,) -1: the shared prompt; else the label the token belongs to
+
+    @property
+    def first_logit(self) -> int:
+        """Logits from here on: the prompt's last position, then the branches."""
+        return len(self.prompt_ids) - 1
+
+    @property
+    def kept_logits(self) -> int:
+        return len(self.sequence) - self.first_logit
+
+
+def label_tree(tokenizer: Any, prompt: str, labels: tuple[str, ...]) -> LabelTree:
+    """The tree sequence of `prompt` and " label" for each label."""
+    prompt_ids = tokenizer(prompt, return_tensors="pt").input_ids[0].tolist()        # (P,)
+    label_ids = [tokenizer(" " + label, add_special_tokens=False).input_ids for label in labels]
+    prompt_length = len(prompt_ids)
+    sequence = list(prompt_ids)
+    positions = list(range(prompt_length))
+    branch = [-1] * prompt_length
+    label_starts = []
+    for index, ids in enumerate(label_ids):
+        label_starts.append(len(sequence))
+        sequence += ids
+        positions += range(prompt_length, prompt_length + len(ids))
+        branch += [index] * len(ids)
+    return LabelTree(prompt_ids, label_ids, label_starts, sequence, positions, branch)
+
+
 def score_labels(
     model: Any, tokenizer: Any, prompt: str, labels: tuple[str, ...], capture_attention: bool,
     prefix_text: str | None = None,
@@ -103,42 +165,198 @@ def score_labels(
     computes exactly what a separate forward over prompt + label would (and its attention rows, when captured).
     With `prefix_text` (the instruction and demonstrations the prompt starts with), that prefix runs once per
     model and is reused (service/attention/prefix_cache.py): the forward covers the query and the labels only.
+    Inside shared_label_scoring the call is handed over as a LabelJob and may share its forward with others.
     """
+    shared = _SHARED.get()
+    if shared is not None:
+        return shared.submit(LabelJob(model, tokenizer, prompt, tuple(labels), capture_attention, prefix_text))
+    tree = label_tree(tokenizer, prompt, labels)
+    prefix = PREFIXES.lookup(model, tokenizer, prefix_text, tree.prompt_ids) if prefix_text else None
+    return _score_tree(model, tree, prefix, capture_attention)
+
+
+def _score_tree(model: Any, tree: LabelTree, prefix: Prefix | None, capture_attention: bool) -> LabelScores:
+    """One forward over `tree` (its prompt's `prefix` taken from the cache when given)."""
     device = model.device
-    prompt_ids = encode(tokenizer, prompt, device)[0].tolist()                      # (P,)
-    prefix = PREFIXES.lookup(model, tokenizer, prefix_text, prompt_ids) if prefix_text else None
-    label_ids = [tokenizer(" " + label, add_special_tokens=False).input_ids for label in labels]
-    prompt_length = len(prompt_ids)
-    sequence = list(prompt_ids)
-    positions = list(range(prompt_length))
-    branch = [-1] * prompt_length                   # -1: the shared prompt; else the label the token belongs to
-    label_starts = []
-    for index, ids in enumerate(label_ids):
-        label_starts.append(len(sequence))
-        sequence += ids
-        positions += range(prompt_length, prompt_length + len(ids))
-        branch += [index] * len(ids)
-    first_logit = prompt_length - 1                 # logits from here on: the prompt's last position, the branches
-    masks = _tree_masks(model, positions, branch)
+    masks = _tree_masks(model, tree.positions, tree.branch)
     start = len(prefix.ids) if prefix is not None else 0                               # tokens already cached
     with torch.inference_mode():
         output = model(
-            input_ids=torch.tensor([sequence[start:]], device=device),                  # (1, Q - start)
-            position_ids=torch.tensor([positions[start:]], device=device),              # (1, Q - start)
+            input_ids=torch.tensor([tree.sequence[start:]], device=device),             # (1, Q - start)
+            position_ids=torch.tensor([tree.positions[start:]], device=device),         # (1, Q - start)
             attention_mask=_mask_rows(model, masks, start),
             cache=prefix.fresh_cache() if prefix is not None else None,
             use_cache=prefix is not None, output_attentions=capture_attention,
-            logits_to_keep=len(sequence) - first_logit,
+            logits_to_keep=tree.kept_logits,
         )
         attentions = output.attentions if capture_attention else None
         if attentions is not None and prefix is not None:
             attentions = prefix.full_attention(attentions)                             # per layer (1, head, Q, Q)
-        logprobs_at = torch.log_softmax(output.logits[0].float(), dim=-1)              # (Q - P + 1, vocab)
-        scores = []
-        for ids, start in zip(label_ids, label_starts):
-            rows = [0] + [start + offset - first_logit for offset in range(len(ids) - 1)]  # who predicts each token
-            scores.append(sum(logprobs_at[row, token] for row, token in zip(rows, ids)) / len(ids))
-    return LabelScores(torch.stack(scores).cpu(), prompt_ids, label_ids, label_starts, attentions)
+        logprobs = _label_logprobs(output.logits[0], tree)
+    return LabelScores(logprobs.cpu(), tree.prompt_ids, tree.label_ids, tree.label_starts, attentions)
+
+
+def _label_logprobs(logits: torch.Tensor, tree: LabelTree) -> torch.Tensor:
+    """(labels,) mean log-probability of each label's tokens, from the (kept_logits, vocab) logits of its tree."""
+    logprobs_at = torch.log_softmax(logits.float(), dim=-1)                            # (Q - P + 1, vocab)
+    scores = []
+    for ids, start in zip(tree.label_ids, tree.label_starts):
+        rows = [0] + [start + offset - tree.first_logit for offset in range(len(ids) - 1)]  # who predicts each
+        scores.append(sum(logprobs_at[row, token] for row, token in zip(rows, ids)) / len(ids))
+    return torch.stack(scores)
+
+
+# --- label scoring shared between requests -------------------------------------------------------------------
+
+@dataclass
+class LabelJob:
+    """One score_labels call, waiting to share a forward with other requests' calls (score_label_jobs)."""
+
+    model: Any
+    tokenizer: Any
+    prompt: str
+    labels: tuple[str, ...]
+    capture_attention: bool
+    prefix_text: str | None
+
+
+class _SharedScoring:
+    """What shared_label_scoring set up for this thread: where jobs go, and the kernel the caller asked for."""
+
+    def __init__(self, submit: Callable[[LabelJob], LabelScores]) -> None:
+        self.submit = submit
+        self.eager = False
+
+    @contextlib.contextmanager
+    def kernel(self, eager: bool) -> Iterator[None]:
+        before, self.eager = self.eager, eager
+        try:
+            yield
+        finally:
+            self.eager = before
+
+
+_SHARED: ContextVar[_SharedScoring | None] = ContextVar("shared_label_scoring", default=None)
+
+
+@contextlib.contextmanager
+def shared_label_scoring(submit: Callable[[LabelJob], LabelScores]) -> Iterator[None]:
+    """Within this block (this thread, holding the model's lock) each score_labels call becomes a LabelJob handed
+    to `submit`, which returns its LabelScores: a batcher (service/backends/batching.py) that may let go of the
+    lock while other requests queue theirs, then runs them together (score_label_jobs). So kernel_for switches
+    nothing here (the kernel stays as it is while the lock is let go): the batch switches it for its forward, and
+    the calibration probe, when it has to run, on the kernel kernel_for was asked for."""
+    token = _SHARED.set(_SharedScoring(submit))
+    try:
+        yield
+    finally:
+        _SHARED.reset(token)
+
+
+@contextlib.contextmanager
+def _unshared() -> Iterator[None]:
+    """Model calls here run at once, on this thread, which holds the lock."""
+    token = _SHARED.set(None)
+    try:
+        yield
+    finally:
+        _SHARED.reset(token)
+
+
+def score_label_jobs(jobs: list[LabelJob]) -> list[LabelScores]:
+    """Each job's LabelScores, equal to what score_labels gives it alone; the jobs on one model, tokenizer, label
+    set and cached prefix run as ONE batched forward (score_trees_together). Hold the model's lock."""
+    results: list[LabelScores | None] = [None] * len(jobs)
+    groups: dict[tuple[int, int, tuple[str, ...], bool, str | None], list[int]] = {}
+    for index, job in enumerate(jobs):
+        key = (id(job.model), id(job.tokenizer), job.labels, job.capture_attention, job.prefix_text)
+        groups.setdefault(key, []).append(index)
+    with _unshared():
+        for indices in groups.values():
+            first = jobs[indices[0]]
+            model, tokenizer = first.model, first.tokenizer
+            trees = [label_tree(tokenizer, jobs[index].prompt, first.labels) for index in indices]
+            prefixes = [PREFIXES.lookup(model, tokenizer, first.prefix_text, tree.prompt_ids)
+                        if first.prefix_text else None for tree in trees]
+            together = [position for position, prefix in enumerate(prefixes) if prefix is not None]
+            with kernel_for(model, first.capture_attention):
+                if len(together) > 1:   # prompts that start with the one cached prefix
+                    scored = score_trees_together(model, [trees[position] for position in together],
+                                                  prefixes[together[0]], first.capture_attention)
+                    for position, scores in zip(together, scored):
+                        results[indices[position]] = scores
+                for position, index in enumerate(indices):
+                    if results[index] is None:
+                        results[index] = _score_tree(model, trees[position], prefixes[position],
+                                                     first.capture_attention)
+    return results  # type: ignore[return-value]  (every slot is filled above)
+
+
+def score_trees_together(model: Any, trees: list[LabelTree], prefix: Prefix,
+                         capture_attention: bool) -> list[LabelScores]:
+    """_score_tree of each tree, all in one forward over the cached `prefix` expanded to the batch.
+
+    Each request's own tokens (its query and the label branches: n = Q - p) are right-aligned in a block of the
+    longest one's width W, pads first; its mask rows are the ones it would have alone, at those columns, every pad
+    blocked, so its rows compute what they would alone. Right-aligned, every tree's kept logits are the block's last
+    ones (same labels: same count), and its attention rows are cut back to (n, cached + n) before the prefix block
+    joins them.
+    """
+    device = model.device
+    start = len(prefix.ids)
+    blocks = [len(tree.sequence) - start for tree in trees]                           # n per request
+    width = max(blocks)                                                                # W
+    kept_logits = trees[0].kept_logits
+    if any(tree.kept_logits != kept_logits or tree.prompt_ids[:start] != prefix.ids for tree in trees):
+        raise ValueError("trees scored together need the same labels and the cached prefix")
+    pad = 0                                                                            # any id: pads are masked
+    input_ids = torch.full((len(trees), width), pad, dtype=torch.long, device=device)  # (batch, W)
+    position_ids = torch.full((len(trees), width), start, dtype=torch.long, device=device)  # (batch, W)
+    row_masks = []
+    for row, (tree, own) in enumerate(zip(trees, blocks)):
+        input_ids[row, width - own:] = torch.tensor(tree.sequence[start:], device=device)
+        position_ids[row, width - own:] = torch.tensor(tree.positions[start:], device=device)
+        row_masks.append(_mask_rows(model, _tree_masks(model, tree.positions, tree.branch), start))
+    cache = prefix.fresh_cache()
+    cache.batch_repeat_interleave(len(trees))                                          # (batch, kv_head, p, dim)
+    with torch.inference_mode():
+        output = model(
+            input_ids=input_ids, position_ids=position_ids, attention_mask=_right_aligned(row_masks, blocks, width),
+            cache=cache, use_cache=True, output_attentions=capture_attention, logits_to_keep=kept_logits,
+        )
+        results = []
+        for row, (tree, own) in enumerate(zip(trees, blocks)):
+            attentions = None
+            if capture_attention:
+                attentions = prefix.full_attention([_own_rows(layer, row, own, width)
+                                                    for layer in output.attentions])   # per layer (1, head, Q, Q)
+            logprobs = _label_logprobs(output.logits[row], tree)                       # logits: (batch, kept, vocab)
+            results.append(LabelScores(logprobs.cpu(), tree.prompt_ids, tree.label_ids, tree.label_starts,
+                                       attentions))
+    return results
+
+
+def _right_aligned(row_masks: list[Any], blocks: list[int], width: int) -> Any:
+    """One (batch, 1, W, cached + W) mask from each request's (1, 1, n, cached + n) rows (see _mask_rows): its
+    rows at the bottom, its cached columns first and its own columns last, pads blocked (a dict per layer type)."""
+    if isinstance(row_masks[0], dict):
+        return {name: _right_aligned([masks[name] for masks in row_masks], blocks, width) for name in row_masks[0]}
+    cached = row_masks[0].shape[-1] - blocks[0]            # keys in the cache (a sliding layer keeps fewer)
+    first = row_masks[0]
+    batch = torch.full((len(row_masks), 1, width, cached + width), torch.finfo(first.dtype).min,
+                       dtype=first.dtype, device=first.device)                        # (batch, 1, W, cached + W)
+    for row, (mask, own) in enumerate(zip(row_masks, blocks)):
+        batch[row, 0, width - own:, :cached] = mask[0, 0, :, :cached]                  # (n, cached)
+        batch[row, 0, width - own:, cached + width - own:] = mask[0, 0, :, cached:]    # (n, n)
+    return batch
+
+
+def _own_rows(layer: torch.Tensor, row: int, own: int, width: int) -> torch.Tensor:
+    """(1, head, n, cached + n): one request's attention rows from a batched (batch, head, W, cached + W) layer,
+    without the pad rows and columns (their weights are exactly 0 under the blocked mask)."""
+    cached = layer.shape[-1] - width
+    rows = layer[row:row + 1, :, width - own:, :]                                      # (1, head, n, cached + W)
+    return torch.cat([rows[..., :cached], rows[..., cached + width - own:]], dim=-1)   # (1, head, n, cached + n)
 
 
 def _mask_rows(model: Any, masks: Any, start: int) -> Any:
