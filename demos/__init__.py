@@ -16,6 +16,12 @@ logger = logging.getLogger("attention_atlas")
 # Every event that runs a model shares one concurrency group: the CPU has no room for two at once.
 MODEL_CONCURRENCY_ID = "model"
 MODEL_CONCURRENCY_LIMIT = 1
+# Except Sentiment: requests waiting together share one forward (service/backends/batching.py), so they must be able
+# to wait together. The model's lock still runs one model call at a time; Gradio's worker slots (app.MAX_THREADS)
+# bound how many are in flight, and this leaves two of them to the other events.
+BATCHED_CONCURRENCY_ID = "model-batched"
+BATCHED_CONCURRENCY_LIMIT = 6
+MODEL_CONCURRENCY_IDS = (MODEL_CONCURRENCY_ID, BATCHED_CONCURRENCY_ID)   # every group whose events run a model
 # Redraws only read a kept result and build a figure: they must not wait behind a model run.
 VIEW_CONCURRENCY_ID = "view"
 VIEW_CONCURRENCY_LIMIT = 4
@@ -60,6 +66,8 @@ def session_id(request: gr.Request | None) -> str:
 
 # Keyword arguments for event listeners.
 MODEL_EVENT: dict[str, Any] = {"concurrency_id": MODEL_CONCURRENCY_ID, "concurrency_limit": MODEL_CONCURRENCY_LIMIT}
+BATCHED_MODEL_EVENT: dict[str, Any] = {"concurrency_id": BATCHED_CONCURRENCY_ID,
+                                       "concurrency_limit": BATCHED_CONCURRENCY_LIMIT}
 VIEW_EVENT: dict[str, Any] = {
     "concurrency_id": VIEW_CONCURRENCY_ID,
     "concurrency_limit": VIEW_CONCURRENCY_LIMIT,

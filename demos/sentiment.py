@@ -6,7 +6,7 @@ from typing import Any
 
 import gradio as gr
 
-from demos import MODEL_EVENT, load_model, run_alone, session_id, user_errors
+from demos import BATCHED_MODEL_EVENT, load_model, run_alone, session_id, user_errors
 from demos.attention_panel import AttentionPanel
 from demos.examples import SENTIMENT_EXAMPLES
 from demos.shots import ShotComparison
@@ -59,7 +59,7 @@ def build_tab(service: Any, store: ResultStore | None = None) -> AttentionPanel:
     event = run.click(classify, inputs=[text], outputs=[result_json, shown], api_name="classify",
                       api_description="Classify sentiment. Returns {'label': 'positive'|'negative', 'score'} "
                                       "and label confidences.",
-                      preprocess=False, **MODEL_EVENT)  # raw values: the handler checks them all, by name
+                      preprocess=False, **BATCHED_MODEL_EVENT)  # raw values: the handler checks them all, by name
     panel.refresh_after(event)
     ShotComparison(service, store, TASK, {"text": text}, event, elem_prefix="sent")
     return panel

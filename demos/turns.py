@@ -3,8 +3,9 @@
 A visitor is a session: one browser tab, or one gradio_client Client (its session_hash). The count is taken when a
 request joins Gradio's queue, not when its handler starts, so requests still waiting count too: Gradio runs a
 handler only once a worker is free, far too late to refuse a burst. The count is read from Gradio's own queue
-(events waiting in the model concurrency group plus the jobs running now), so a request leaves it however it ends
-(answer, error, API cancel, closed tab) and nothing here can lock a visitor out.
+(events waiting in the model concurrency groups plus the jobs running now: Sentiment has its own group, whose
+requests batch), so a request leaves it however it ends (answer, error, API cancel, closed tab) and nothing here
+can lock a visitor out.
 
 Refusals answer at once, like Gradio's own input validators (HTTP 422): gradio_client raises
 `gradio_client.exceptions.ValidationError` with the message, the page shows it under the inputs. Requests already
@@ -19,7 +20,7 @@ from typing import Any
 
 import gradio as gr
 
-from demos import MODEL_CONCURRENCY_ID
+from demos import MODEL_CONCURRENCY_IDS
 
 TURNS_PER_VISITOR = 2
 
@@ -33,21 +34,23 @@ class FairTurns:
     """Refuses a visitor's model request when it already has `limit` of them in the queue (waiting or running)."""
 
     def __init__(self, demo: gr.Blocks, limit: int = TURNS_PER_VISITOR,
-                 concurrency_id: str = MODEL_CONCURRENCY_ID) -> None:
+                 concurrency_ids: tuple[str, ...] = MODEL_CONCURRENCY_IDS) -> None:
         if limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}")
         self.demo = demo
         self.limit = limit
-        self.concurrency_id = concurrency_id
+        self.concurrency_ids = tuple(concurrency_ids)
         self._lock = asyncio.Lock()  # joins are counted one at a time: a burst cannot slip past the count
 
     def model_events(self) -> list[Any]:
-        """Gradio's events of the model group now: waiting in its queue, or running."""
+        """Gradio's events of the model groups now: waiting in their queues, or running."""
         queue = self.demo._queue
-        waiting = queue.event_queue_per_concurrency_id.get(self.concurrency_id)
-        events = list(waiting.queue) if waiting is not None else []
+        events = []
+        for concurrency_id in self.concurrency_ids:
+            waiting = queue.event_queue_per_concurrency_id.get(concurrency_id)
+            events += list(waiting.queue) if waiting is not None else []
         events += [event for job in queue.active_jobs if job for event in job]
-        return [event for event in events if event.concurrency_id == self.concurrency_id]
+        return [event for event in events if event.concurrency_id in self.concurrency_ids]
 
     def held(self, session_hash: str | None) -> int:
         """The visitor's model requests in Gradio's queue now (waiting or running)."""
@@ -56,7 +59,7 @@ class FairTurns:
     def counts(self, body: Any) -> bool:
         """Whether the request in `body` is a model event (the only kind that takes turns)."""
         fn = self.demo.fns.get(getattr(body, "fn_index", None))
-        return fn is not None and fn.concurrency_id == self.concurrency_id and bool(body.session_hash)
+        return fn is not None and fn.concurrency_id in self.concurrency_ids and bool(body.session_hash)
 
     def refusal(self) -> list[dict[str, Any]]:
         """The 422 detail gradio_client and the page both read as a validation message."""
