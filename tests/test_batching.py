@@ -1,0 +1,179 @@
+"""Sentiment requests that wait together share one forward (service/backends/batching.py), and each gets exactly the
+result it would get alone; a bad request fails alone; a lone request runs at once."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from service import ModelService
+from service.backends.batching import Batcher, max_batch_from_environment
+from service.errors import InvalidInputError
+from service.tasks import fewshot as prompts
+from service.tasks import lm_calls
+
+REVIEWS = ["I loved this movie.", "The soup was cold and the waiter ignored us all evening, never again.", "好",
+           "这部电影非常感人，我哭了。", "Meh."]
+
+
+@pytest.fixture(scope="module")
+def fewshot() -> ModelService:
+    service = ModelService("tiny-fewshot", max_attention_tokens=1024)
+    service.classify("A warm, funny film.")          # the prefix and the calibration, once
+    return service
+
+
+def together(service: ModelService, calls: list[Callable[[], Any]]) -> list[Any]:
+    """Each call on its own thread, all arriving while the model is busy: they meet in one batch. Returns each
+    call's result or the exception it raised."""
+    loaded = service.backend.model("fewshot")
+    batcher = service.backend.label_batcher(loaded)
+    outcomes: list[Any] = [None] * len(calls)
+
+    def run(index: int) -> None:
+        try:
+            outcomes[index] = calls[index]()
+        except Exception as error:  # noqa: BLE001 - the test looks at it
+            outcomes[index] = error
+
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(len(calls))]
+    with loaded.lock:                                  # busy: every request arrives and waits for the lock
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 10
+        while batcher.coming() < sum(1 for call in calls if getattr(call, "reaches_model", True)):
+            assert time.monotonic() < deadline, "the requests never reached the model"
+            time.sleep(0.005)
+    for thread in threads:
+        thread.join(timeout=30)
+    return outcomes
+
+
+def assert_same_result(alone: Any, batched: Any) -> None:
+    assert batched.prediction["label"] == alone.prediction["label"]
+    assert batched.prediction["score"] == pytest.approx(alone.prediction["score"], abs=1e-5)
+    assert batched.decoder_token_ids == alone.decoder_token_ids
+    assert batched.segments == alone.segments and batched.notices == alone.notices
+    difference = np.abs(np.asarray(batched.decoder_attention) - np.asarray(alone.decoder_attention)).max()
+    assert difference < 1e-5
+
+
+def test_requests_that_wait_together_run_as_one_batch_with_their_own_results(fewshot: ModelService) -> None:
+    alone = [fewshot.classify(review) for review in REVIEWS]
+    batcher = fewshot.backend.label_batcher(fewshot.backend.model("fewshot"))
+    before = len(batcher.batch_sizes)
+    batched = together(fewshot, [lambda review=review: fewshot.classify(review) for review in REVIEWS])
+    assert batcher.batch_sizes[before:] == [len(REVIEWS)]
+    for one, many in zip(alone, batched):
+        assert_same_result(one, many)
+
+
+def test_the_batched_forward_gives_each_prompt_its_own_scores_and_attention(fewshot: ModelService) -> None:
+    loaded = fewshot.backend.model("fewshot")
+    prefix = prompts.SENTIMENT_INSTRUCTION + "".join(prompts._sentiment_block(review, label) + "\n"
+                                                     for review, label in prompts.SENTIMENT_DEMONSTRATIONS)
+    jobs = [lm_calls.LabelJob(loaded.model, loaded.tokenizer, f"{prefix}Review: {review}\nSentiment:",
+                              lm_calls.SENTIMENT_LABELS, True, prefix) for review in REVIEWS]
+    with loaded.lock, torch.inference_mode(), lm_calls.kernel_for(loaded.model, True):
+        alone = [lm_calls.score_labels(job.model, job.tokenizer, job.prompt, job.labels, True, prefix)
+                 for job in jobs]
+        batched = lm_calls.score_label_jobs(jobs)
+    for one, many in zip(alone, batched):
+        assert torch.allclose(one.logprobs, many.logprobs, atol=1e-5)
+        for layer_alone, layer_batched in zip(one.attentions, many.attentions):   # (1, head, Q, Q) each
+            assert layer_alone.shape == layer_batched.shape
+            assert (layer_alone - layer_batched).abs().max() < 1e-5
+
+
+def test_a_few_shot_and_a_zero_shot_request_batch_apart(fewshot: ModelService) -> None:
+    fewshot.classify("warm up", zero_shot=True)
+    alone = [fewshot.classify(REVIEWS[0]), fewshot.classify(REVIEWS[1], zero_shot=True)]
+    batched = together(fewshot, [lambda: fewshot.classify(REVIEWS[0]),
+                                 lambda: fewshot.classify(REVIEWS[1], zero_shot=True)])
+    for one, many in zip(alone, batched):
+        assert_same_result(one, many)
+
+
+def test_an_invalid_request_fails_alone(fewshot: ModelService) -> None:
+    def empty() -> Any:
+        return fewshot.classify("   ")
+
+    empty.reaches_model = False                       # refused by validation before it queues anything
+    outcomes = together(fewshot, [lambda: fewshot.classify(REVIEWS[0]), empty,
+                                  lambda: fewshot.classify(REVIEWS[2])])
+    assert isinstance(outcomes[1], InvalidInputError)
+    assert [outcome.prediction["label"] for outcome in (outcomes[0], outcomes[2])] == [
+        fewshot.classify(REVIEWS[0]).prediction["label"], fewshot.classify(REVIEWS[2]).prediction["label"]]
+
+
+def test_a_job_whose_forward_raises_fails_alone_and_the_others_get_answers() -> None:
+    lock = threading.Lock()
+
+    def run_batch(jobs: list[str]) -> list[str]:
+        if "bad" in jobs:
+            raise ValueError("this job cannot run")
+        return [job.upper() for job in jobs]
+
+    batcher: Batcher[str, str] = Batcher(lock, run_batch, max_batch=8)
+    outcomes = batched_submits(batcher, ["a", "bad", "c"])
+    assert outcomes[0] == "A" and outcomes[2] == "C"
+    assert isinstance(outcomes[1], ValueError)
+    assert batcher.batch_sizes[0] == 3                # one try together, then each alone
+
+
+def test_a_lone_request_runs_at_once() -> None:
+    lock = threading.Lock()
+    batcher: Batcher[str, str] = Batcher(lock, lambda jobs: [job * 2 for job in jobs], max_batch=8)
+    started = time.perf_counter()
+    with batcher.arrival() as arrival, lock:
+        assert arrival.submit("x") == "xx"
+    assert time.perf_counter() - started < 0.05 and batcher.batch_sizes == [1]
+
+
+def test_batches_hold_at_most_max_batch_and_every_job_is_answered() -> None:
+    lock = threading.Lock()
+    batcher: Batcher[int, int] = Batcher(lock, lambda jobs: [job + 1 for job in jobs], max_batch=3)
+    outcomes = batched_submits(batcher, list(range(7)))
+    assert outcomes == [job + 1 for job in range(7)]
+    assert max(batcher.batch_sizes) <= 3 and sum(batcher.batch_sizes) == 7
+
+
+def test_max_batch_one_runs_every_job_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ATTENTION_ATLAS_MAX_BATCH", "1")
+    assert max_batch_from_environment() == 1
+    lock = threading.Lock()
+    batcher: Batcher[int, int] = Batcher(lock, lambda jobs: list(jobs))
+    assert batched_submits(batcher, [1, 2, 3]) == [1, 2, 3] and batcher.batch_sizes == [1, 1, 1]
+    monkeypatch.setenv("ATTENTION_ATLAS_MAX_BATCH", "zero")
+    with pytest.raises(ValueError, match="ATTENTION_ATLAS_MAX_BATCH"):
+        max_batch_from_environment()
+
+
+def batched_submits(batcher: Batcher[Any, Any], jobs: list[Any]) -> list[Any]:
+    """Each job submitted from its own thread as the backend does (announce, take the lock, submit), all arriving
+    while the lock is held; returns each result or exception."""
+    outcomes: list[Any] = [None] * len(jobs)
+
+    def run(index: int) -> None:
+        with batcher.arrival() as arrival, batcher.lock:
+            try:
+                outcomes[index] = arrival.submit(jobs[index])
+            except Exception as error:  # noqa: BLE001 - the test looks at it
+                outcomes[index] = error
+
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(len(jobs))]
+    with batcher.lock:
+        for thread in threads:
+            thread.start()
+        while batcher.coming() < len(jobs):
+            time.sleep(0.002)
+    for thread in threads:
+        thread.join(timeout=10)
+        assert not thread.is_alive(), "a submit never returned"
+    return outcomes
