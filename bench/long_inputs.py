@@ -32,8 +32,8 @@ def measure_long_rows(ctx: Any) -> list[Row]:
     layers, heads, tokens, _ = attention.shape
     whole = layers * heads * tokens * tokens * 4
     kept_notes = [f"{type(attention).__name__}: {layers} layers × (query + key heads) × {tokens} tokens × head "
-                  f"dim, float32; whole matrices would be {format_value(whole, 'B')}. The Ask request (the answer, then "
-                  f"one pass that keeps queries and keys) took {format_value(built, 's')}."]
+                  f"dim, float32; whole matrices would be {format_value(whole, 'B')}. The Ask request (the answer, "
+                  f"then one pass that keeps queries and keys) took {format_value(built, 's')}."]
     bench = SwitchBench("qa")
     first, _ = time_call(lambda: bench.measure(result, "heads", 0))  # keeps the result, draws one layer, cold
     switch = bench.measure(result, "heads", ctx.settings.switches, vary="layer")

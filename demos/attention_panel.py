@@ -26,6 +26,7 @@ import gradio as gr
 
 from demos import VIEW_EVENT, session_id, user_errors
 from demos.probes import PROBES, lens_spans, parse_span, span_value
+from demos.zoom import default_zoom, has_zoom, parse_zoom, zoom_choices, zoom_value
 from demos.store import ResultStore
 from service.errors import InvalidInputError
 from service.result import AttentionResult, TokenSide
@@ -39,9 +40,10 @@ from viz.lens import plot_logit_lens
 from viz.overview import plot_model_overview
 from viz.roles import plot_head_roles
 from viz.token_strip import token_strip_html
+from viz.zoom import plot_zoom
 
 THEME = "light"
-CONTROLS = frozenset({"side", "layer", "head", "statistic", "query", "span"})
+CONTROLS = frozenset({"side", "layer", "head", "statistic", "query", "span", "zoom"})
 STATISTIC_CHOICES = [(info.label, key) for key, info in STATISTICS.items()]  # (label, key) for the dropdown
 DEFAULT_STATISTIC = STATISTIC_CHOICES[0][1]
 
@@ -58,6 +60,7 @@ class Selection:
     statistic: str       # a key of viz.head_stats.STATISTICS
     query: int           # 0-based token index on `side`: the token whose attention the token strip shows
     span: tuple[int, int] = (0, 0)  # positions start..end-1 the logit lens reads (demos/probes.py lens_spans)
+    zoom: tuple[tuple[int, int], tuple[int, int]] = ((0, 0), (0, 0))  # (query range, key range), demos/zoom.py
 
 
 def _always(result: AttentionResult) -> bool:
@@ -138,6 +141,14 @@ VIEWS: tuple[View, ...] = (
                                                    theme=THEME))),
     View("rollout", "Attention rollout (through this layer)", "plot", frozenset({"side", "layer"}),
          lambda result, pick: plot_rollout(result, pick.layer, pick.side, theme=THEME)),
+    # long results: one block of queries × keys at full resolution, where the layer heatmaps pool tokens
+    View("zoom", "Zoom: a block of queries × keys (mean over heads)", "plot", frozenset({"side", "layer", "zoom"}),
+         lambda result, pick: plot_zoom(result, pick.layer, *pick.zoom, side=pick.side, theme=THEME),
+         applies=has_zoom),
+    View("zoom_head", "Zoom: a block of queries × keys (one head)", "plot",
+         frozenset({"side", "layer", "head", "zoom"}),
+         lambda result, pick: plot_zoom(result, pick.layer, *pick.zoom, head=pick.head, side=pick.side, theme=THEME),
+         applies=has_zoom),
     View("cross", "Cross-attention (target × source)", "plot", frozenset({"layer", "head"}),
          lambda result, pick: plot_cross_attention(result, pick.layer, pick.head, theme=THEME),
          applies=_has_cross, layers_and_heads=_cross_size),
@@ -188,7 +199,7 @@ def offered_view(result: AttentionResult, view_key: Any) -> View:
 
 
 def selection_for(result: AttentionResult, view: View, side: Any = None, layer: Any = 0, head: Any = 0,
-                  statistic: Any = None, query: Any = None, span: Any = None) -> Selection:
+                  statistic: Any = None, query: Any = None, span: Any = None, zoom: Any = None) -> Selection:
     """The controls' raw values (from a stale page, an API client, ...) made valid for `result` and `view`.
 
     An unknown side becomes the result's main side, an unknown statistic the first one, and indexes are clamped
@@ -203,14 +214,15 @@ def selection_for(result: AttentionResult, view: View, side: Any = None, layer: 
         statistic=statistic if statistic in STATISTICS else DEFAULT_STATISTIC,
         query=tokens - 1 if query is None else _clamp(query, tokens),
         span=parse_span(span, result) if "span" in view.controls else (0, 0),
+        zoom=parse_zoom(zoom, result, side) if "zoom" in view.controls else ((0, 0), (0, 0)),
     )
 
 
 def draw(result: AttentionResult, view_key: str, side: Any = None, layer: Any = 0, head: Any = 0,
-         statistic: Any = None, query: Any = None, span: Any = None) -> Any:
+         statistic: Any = None, query: Any = None, span: Any = None, zoom: Any = None) -> Any:
     """The figure (plotly) or HTML string of one view; raises InvalidInputError for a view that does not apply."""
     view = offered_view(result, view_key)
-    return view.draw(result, selection_for(result, view, side, layer, head, statistic, query, span))
+    return view.draw(result, selection_for(result, view, side, layer, head, statistic, query, span, zoom))
 
 
 # --- what was sent: the prompt, coloured by segment ----------------------------------------------------------
@@ -323,14 +335,18 @@ class AttentionPanel:
                                          elem_id=f"{prefix}-query")
                 self.span = gr.Dropdown([("last positions", "0:1")], value="0:1", label="Positions (≤ 64)",
                                         visible=False, interactive=True, elem_id=f"{prefix}-span")
+                self.zoom = gr.Dropdown([("queries × keys", "0:1|0:1")], value="0:1|0:1",
+                                        label="Block (queries × keys)", visible=False, interactive=True,
+                                        elem_id=f"{prefix}-zoom")
                 self.open_view = gr.Button("Open this head's heatmap", visible=False, size="sm",
                                            elem_id=f"{prefix}-open-view")
             self.plot = gr.Plot(label="Attention", show_label=False, elem_id=f"{prefix}-plot")
             self.html = gr.HTML(visible=False, elem_id=f"{prefix}-html")
         # The handlers take the controls in this order; they return {component: update}.
-        self.controls = [self.view, self.side, self.layer, self.head, self.statistic, self.query, self.span]
+        self.controls = [self.view, self.side, self.layer, self.head, self.statistic, self.query, self.span,
+                         self.zoom]
         self.control_of = {"side": self.side, "layer": self.layer, "head": self.head, "statistic": self.statistic,
-                           "query": self.query, "span": self.span}
+                           "query": self.query, "span": self.span, "zoom": self.zoom}
         self.drawn = {"plot": self.plot, "html": self.html}
         for control in self.controls:
             control.input(self.redraw_events, inputs=self.controls, outputs=self.redraw_outputs(),
@@ -373,7 +389,7 @@ class AttentionPanel:
         return {self.info: FAILED_MESSAGE}
 
     def refresh(self, view: Any, side: Any, layer: Any, head: Any, statistic: Any, query: Any,
-                request: gr.Request, span: Any = None) -> dict[Any, Any]:
+                request: gr.Request, span: Any = None, zoom: Any = None) -> dict[Any, Any]:
         """After a run: new choices and ranges for every control (keeping the user's picks where valid), then draw."""
         result = self.store.get(session_id(request), self.task)
         if result is None:
@@ -383,9 +399,9 @@ class AttentionPanel:
         views = available_views(result)
         offered = {v.key for v in views}
         chosen = VIEWS_BY_KEY[view if view in offered else OPENING_VIEW if OPENING_VIEW in offered else DEFAULT_VIEW]
-        # query and span None: a new result starts on its last token (the one whose prediction came next) and the
-        # lens on its default range
-        pick = selection_for(result, chosen, side, layer, head, statistic, query=None, span=None)
+        # query, span and zoom None: a new result starts on its last token (the one whose prediction came next),
+        # the lens and the zoom on their default ranges
+        pick = selection_for(result, chosen, side, layer, head, statistic, query=None, span=None, zoom=None)
         return {
             self.info: info_markdown(result),
             self.prompt_panel: gr.update(visible=bool(result.prompt)),
@@ -395,39 +411,40 @@ class AttentionPanel:
         }
 
     def redraw(self, view: Any, side: Any, layer: Any, head: Any, statistic: Any, query: Any,
-               request: gr.Request, span: Any = None) -> dict[Any, Any]:
+               request: gr.Request, span: Any = None, zoom: Any = None) -> dict[Any, Any]:
         """A control changed: redraw from the kept result (fast; only a view with `pending` may run the model)."""
         result = self.store.get(session_id(request), self.task)
         if result is None:
             return {self.info: EXPIRED_MESSAGE}
         with user_errors():
             chosen = offered_view(result, view)
-            pick = selection_for(result, chosen, side, layer, head, statistic, query, span)
-        sent = {"side": side, "layer": layer, "head": head, "statistic": statistic, "query": query, "span": span}
+            pick = selection_for(result, chosen, side, layer, head, statistic, query, span, zoom)
+        sent = {"side": side, "layer": layer, "head": head, "statistic": statistic, "query": query, "span": span,
+                "zoom": zoom}
         return {**self._view_updates(result, chosen, pick, sent), self.info: info_markdown(result)}
 
     # The events: a view that runs the model first (the logit lens) says so at once, then draws.
     def redraw_events(self, view: Any, side: Any, layer: Any, head: Any, statistic: Any, query: Any,
-                      request: gr.Request, span: Any = None) -> Iterator[dict[Any, Any]]:
+                      request: gr.Request, span: Any = None, zoom: Any = None) -> Iterator[dict[Any, Any]]:
         if message := self._pending(view, side, layer, head, statistic, query, span, request, after_run=False):
             yield {self.info: message}
-        yield self.redraw(view, side, layer, head, statistic, query, request, span)
+        yield self.redraw(view, side, layer, head, statistic, query, request, span, zoom)
 
     def refresh_events(self, view: Any, side: Any, layer: Any, head: Any, statistic: Any, query: Any,
-                       request: gr.Request, span: Any = None) -> Iterator[dict[Any, Any]]:
+                       request: gr.Request, span: Any = None, zoom: Any = None) -> Iterator[dict[Any, Any]]:
         if message := self._pending(view, side, layer, head, statistic, query, span, request, after_run=True):
             yield {self.info: message}
-        yield self.refresh(view, side, layer, head, statistic, query, request, span)
+        yield self.refresh(view, side, layer, head, statistic, query, request, span, zoom)
 
     def open_linked_view(self, view: Any, side: Any, layer: Any, head: Any, statistic: Any, query: Any,
-                         request: gr.Request, span: Any = None) -> dict[Any, Any]:
+                         request: gr.Request, span: Any = None, zoom: Any = None) -> dict[Any, Any]:
         """The button of a view with `opens` (head roles): show that view with the same layer and head."""
         result = self.store.get(session_id(request), self.task)
         if result is None:
             return {self.info: EXPIRED_MESSAGE}
         with user_errors():
             target = offered_view(result, VIEWS_BY_KEY[view].opens if view in VIEWS_BY_KEY else None)
-            pick = selection_for(result, target, side, layer, head, statistic, query, span)
+            pick = selection_for(result, target, side, layer, head, statistic, query, span, zoom)
         return {self.view: gr.update(value=target.key), **self._view_updates(result, target, pick, sent=None),
                 self.info: info_markdown(result)}
 
@@ -457,7 +474,8 @@ class AttentionPanel:
         layers, heads = view.layers_and_heads(result, pick.side)
         picked = {"side": pick.side, "layer": pick.layer, "head": pick.head, "statistic": pick.statistic,
                   "query": pick.query,
-                  "span": span_value(pick.span if "span" in view.controls else parse_span(None, result))}
+                  "span": span_value(pick.span if "span" in view.controls else parse_span(None, result)),
+                  "zoom": zoom_value(pick.zoom if "zoom" in view.controls else default_zoom(result, pick.side))}
         settings = {
             "side": {"choices": sides},
             "layer": {"maximum": max(layers - 1, 1), "interactive": layers > 1},
@@ -465,6 +483,7 @@ class AttentionPanel:
             "statistic": {},
             "query": {"choices": _query_choices(result, pick.side)},  # the side may have changed
             "span": {"choices": lens_spans(result)},
+            "zoom": {"choices": zoom_choices(result, pick.side)},
         }
         updates: dict[Any, Any] = {}
         for name, component in self.control_of.items():

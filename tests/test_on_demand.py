@@ -102,3 +102,25 @@ def test_a_long_result_keeps_queries_and_keys_and_every_view_draws(long_generati
                    plot_rollout(result, 1)):
         assert len(figure.to_json()) < 400_000
     assert attention.nbytes < reference.nbytes / 4
+
+
+def test_the_zoom_shows_one_block_at_full_resolution_with_real_positions(long_generation: ModelService) -> None:
+    from demos.attention_panel import draw, offered_view
+    from demos.zoom import ZOOM_POSITIONS, parse_zoom, zoom_choices
+
+    result = long_generation.generate(" ".join(["the cat sat on the mat"] * 50), max_new_tokens=4)
+    total = len(result.decoder_tokens)
+    choices = [value for _, value in zoom_choices(result)]
+    assert choices[0] == f"{total - ZOOM_POSITIONS}:{total}|{total - ZOOM_POSITIONS}:{total}"  # the default first
+    assert all(int(value.split("|")[1].split(":")[0]) < int(value.split(":")[1].split("|")[0]) for value in choices)
+    early_keys = next(value for value in choices if value.endswith("|0:" + str(total % ZOOM_POSITIONS or 128)))
+    figure = draw(result, "zoom_head", layer=1, head=1, zoom=early_keys)
+    (rows, keys) = parse_zoom(early_keys, result)
+    heatmap = figure.data[0]
+    assert len(heatmap.y) == rows[1] - rows[0] and len(heatmap.x) == keys[1] - keys[0]  # not pooled
+    assert heatmap.y[0].startswith(f"#{rows[0]} ")                                     # real positions on hover
+    expected = result.decoder_attention[1, 1][rows[0]:rows[1], keys[0]:keys[1]]
+    assert np.abs(np.nan_to_num(np.asarray(heatmap.z, dtype=np.float32)) - expected).max() < 1e-5
+    # a value the menu does not offer (a stale page, a hand-made request) falls back to the default block
+    assert parse_zoom("0:5000|0:5000", result) == parse_zoom(None, result) == parse_zoom("<b>", result)
+    assert offered_view(result, "zoom").key == "zoom"

@@ -104,8 +104,8 @@ class SoakDriver:
         if run.kind == "ok" and (problem := answer_problem(f"/{api_name}", tuple(arguments), run.value)):
             run = Outcome("failure", run.seconds, problem)
         outcomes.append(run)
-        # view, side, layer, head, statistic, query, lens span: the view the page starts on, as a browser sends it
-        controls = [self.layout.initial[f"{prefix}-view"], None, 0, 0, None, 0, None]
+        # view, side, layer, head, statistic, query, lens span, zoom: the view the page starts on, as a browser sends it
+        controls = [self.layout.initial[f"{prefix}-view"], None, 0, 0, None, 0, None, None]
         refresh = session.run(self.refresh_of[prefix], controls, timeout=60)
         outcomes.append(refresh)
         refresh_index = self.refresh_of[prefix]

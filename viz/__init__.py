@@ -15,11 +15,12 @@ from .layer_view import plot_attention_heads, plot_head, plot_layer_heads
 from .overview import plot_attention_overview, plot_model_overview
 from .style import ATTENTION_CAVEAT
 from .token_strip import render_token_strip, token_strip_html
+from .zoom import plot_zoom
 
 __all__ = [
     "ATTENTION_CAVEAT", "HTMLView", "MAX_BERTVIZ_VALUES", "STATISTICS", "attention_entropy", "attention_rollout",
     "bertviz_head_view_html", "bertviz_model_view_html", "display_token", "display_tokens", "first_token_share",
     "head_statistic", "mean_attention_distance", "plot_alignment", "plot_attention_heads", "plot_attention_overview",
     "plot_cross_attention", "plot_head", "plot_head_summary", "plot_layer_heads", "plot_model_overview",
-    "plot_rollout", "plot_statistic_map", "previous_token_score", "render_token_strip", "token_strip_html",
+    "plot_rollout", "plot_statistic_map", "previous_token_score", "render_token_strip", "token_strip_html", "plot_zoom",
 ]

@@ -53,19 +53,21 @@ def side_of(result: Any, side: str | None) -> str:
     return side
 
 
-def block_axis(labels: Sequence[str], bounds: np.ndarray, max_ticks: int) -> tuple[list[str], list[str], list[str]]:
+def block_axis(labels: Sequence[str], bounds: np.ndarray, max_ticks: int,
+               first: int = 0) -> tuple[list[str], list[str], list[str]]:
     """Category keys (unique, shown in hover), tick values and tick texts for tokens grouped into blocks.
 
-    `labels` are escaped display labels, `bounds` the block starts plus the end (see arrays.block_bounds).
+    `labels` are escaped display labels, `bounds` the block starts plus the end (see arrays.block_bounds);
+    `first` is the position of labels[0] in the whole sequence (a zoomed block), so hovers name real positions.
     """
     keys, texts = [], []
     for start, end in zip(bounds[:-1], bounds[1:]):
         start, end = int(start), int(end)
         if end - start == 1:
-            keys.append(f"#{start} {labels[start]}")
+            keys.append(f"#{first + start} {labels[start]}")
             texts.append(labels[start])
         else:
-            keys.append(f"#{start}–{end - 1} {labels[start]} … {labels[end - 1]}")
+            keys.append(f"#{first + start}–{first + end - 1} {labels[start]} … {labels[end - 1]}")
             texts.append(f"{labels[start]}…")
     stride = max(1, int(np.ceil(len(keys) / max_ticks)))
     return keys, keys[::stride], texts[::stride]

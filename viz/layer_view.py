@@ -37,6 +37,7 @@ def plot_attention_heads(
     axis_titles: tuple[str, str] = ("key token (looked at)", "query token (looking)"),
     colorbar_title: str = "attention weight",
     note: str | None = None,
+    first_positions: tuple[int, int] = (0, 0),
 ) -> go.Figure:
     """Heatmaps of several heads side by side (array level, for notebooks).
 
@@ -53,6 +54,8 @@ def plot_attention_heads(
         columns: panels per row (default up to 4).
         axis_titles: (x title, y title) shown on single-panel figures.
         colorbar_title: label of the colour bar. note: one more caption line (HTML-safe text, not escaped here).
+        first_positions: (query, key) position in the whole sequence of the first row and column (a zoomed block:
+            hovers name real positions). NaN weights are drawn as masked.
     Returns a Figure; long inputs are pooled into blocks so the JSON stays under the budget.
     """
     key_tokens = query_tokens if key_tokens is None else key_tokens
@@ -74,8 +77,8 @@ def plot_attention_heads(
         z = masked_float32(pooled.values, pooled.visible)  # (head, query_block, key_block), NaN = masked
         color_top = color_max if color_max is not None else _visible_max(pooled.values, pooled.visible, causal)
         max_ticks = 48 if num_heads == 1 else max(10, 40 // columns)
-        y_keys, y_vals, y_text = block_axis(query_labels, pooled.row_bounds, max_ticks)
-        x_keys, x_vals, x_text = block_axis(key_labels, pooled.col_bounds, max_ticks)
+        y_keys, y_vals, y_text = block_axis(query_labels, pooled.row_bounds, max_ticks, first_positions[0])
+        x_keys, x_vals, x_text = block_axis(key_labels, pooled.col_bounds, max_ticks, first_positions[1])
         # panels laid out by hand: make_subplots + per-panel update_*axes took ~1 s for 12 heads
         column_gap, row_gap = (0.03 if columns > 1 else 0.0), (0.07 if rows > 1 else 0.0)
         width, height_share = (1 - (columns - 1) * column_gap) / columns, (1 - (rows - 1) * row_gap) / rows
