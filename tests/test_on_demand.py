@@ -48,7 +48,8 @@ def test_indexing_follows_numpy() -> None:
     kept = on_demand.keep_queries_keys(model, ids)
     rows = [3, 17, 40]
     for key in [(1,), (2, 3), (slice(None), slice(None), rows, slice(None)), (slice(None), 1, 20, slice(None, 21)),
-                (slice(None), slice(1, 2), rows), (0, slice(None), 7), (slice(1, None),), (1, 0, rows)]:
+                (slice(None), slice(1, 2), rows), (0, slice(None), 7), (slice(1, None),), (1, 0, rows),
+                (1, slice(None), rows), (2, slice(None), rows, slice(0, 9)), (slice(1, 2), slice(None), rows)]:
         assert kept[key].shape == reference[key].shape, key
         assert np.abs(kept[key] - reference[key]).max() < 1e-5, key
 
@@ -124,3 +125,18 @@ def test_the_zoom_shows_one_block_at_full_resolution_with_real_positions(long_ge
     # a value the menu does not offer (a stale page, a hand-made request) falls back to the default block
     assert parse_zoom("0:5000|0:5000", result) == parse_zoom(None, result) == parse_zoom("<b>", result)
     assert offered_view(result, "zoom").key == "zoom"
+
+
+def test_the_zoom_draws_whole_matrices_too() -> None:
+    from demos.attention_panel import draw
+    from demos.zoom import zoom_choices
+
+    service = ModelService("tiny")
+    for repeats in range(4, 40):                                   # a result between the zoom and on-demand sizes
+        result = service.generate(" ".join(["the cat sat on the mat"] * repeats), max_new_tokens=2)
+        if len(result.decoder_tokens) > 128:
+            break
+    assert isinstance(result.decoder_attention, np.ndarray) and 128 < len(result.decoder_tokens) <= 256
+    for _, value in zoom_choices(result):
+        figure = draw(result, "zoom", layer=1, zoom=value)
+        assert len(figure.data[0].y) <= 128

@@ -35,7 +35,7 @@ def plot_zoom(result: "AttentionResult", layer: int, rows: tuple[int, int], keys
     if not (0 <= row_start < row_end <= len(tokens) and 0 <= key_start < key_end <= len(tokens)):
         raise ValueError(f"zoom ranges {row_start}–{row_end - 1} × {key_start}–{key_end - 1} are outside the "
                          f"{len(tokens)} tokens")
-    picked = attention[layer, :, list(range(row_start, row_end))]  # (head, rows, key_pos)
+    picked = attention[layer:layer + 1, :, list(range(row_start, row_end))][0]  # (head, rows, key_pos)
     weights = (picked.mean(axis=0) if head is None else picked[head])[:, key_start:key_end]  # (rows, keys)
     window = window_of(result.layer_types, layer) if side == "decoder" and result.architecture == "decoder" else None
     seen = visibility_mask(len(tokens), len(tokens), result.is_causal(side), window)[row_start:row_end,

@@ -115,6 +115,10 @@ class OnDemandAttention:
         key = key if isinstance(key, tuple) else (key,)
         first, rest = key[0], key[1:]
         if isinstance(first, (int, np.integer)):
+            if any(_few(index) and not isinstance(index, (int, np.integer)) for index in rest[1:]) \
+                    and not isinstance(rest[0], (int, np.integer)):
+                # numpy: an integer and an array index apart move the indexed dims first; do exactly what it does
+                return self.layer(int(first))[None][(np.array(0), *rest)]
             return self._layer_part(int(first), rest)
         if isinstance(first, slice):
             return np.stack([self._layer_part(layer, rest) for layer in range(self.shape[0])[first]])
