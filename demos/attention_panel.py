@@ -25,6 +25,7 @@ from typing import Any, Literal
 import gradio as gr
 
 from demos import VIEW_EVENT, session_id, user_errors
+from demos.export import add_export
 from demos.probes import PROBES, lens_spans, parse_span, span_value
 from demos.zoom import default_zoom, has_zoom, parse_zoom, zoom_choices, zoom_value
 from demos.store import ResultStore
@@ -353,6 +354,7 @@ class AttentionPanel:
                           trigger_mode="always_last", **VIEW_EVENT)
         self.open_view.click(self.open_linked_view, inputs=self.controls, outputs=[self.view, *self.redraw_outputs()],
                              **VIEW_EVENT)
+        self.export = add_export(self, prefix)  # the Export button and its download links, under the panel
 
     def redraw_outputs(self) -> list[Any]:
         """What a control change may update: the other controls, the drawing and the info line."""
