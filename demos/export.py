@@ -157,9 +157,11 @@ def export_routes(cache: ExportCache = EXPORTS) -> list[Any]:
 
 def install_export_route(launch_options: dict[str, Any], cache: ExportCache = EXPORTS) -> dict[str, Any]:
     """Add the export route to `demo.launch(**launch_options)` (as a route of the app Gradio builds, so it exists
-    before the server starts and sits behind the same login). Returns `launch_options`."""
+    before the server starts and sits behind the same login). Installing again replaces the route (and its cache):
+    one export route per app. Returns `launch_options`."""
     app_kwargs = dict(launch_options.get("app_kwargs") or {})
-    app_kwargs["routes"] = [*(app_kwargs.get("routes") or []), *export_routes(cache)]
+    others = [route for route in app_kwargs.get("routes") or [] if getattr(route, "path", None) != EXPORT_ROUTE]
+    app_kwargs["routes"] = [*others, *export_routes(cache)]
     launch_options["app_kwargs"] = app_kwargs
     return launch_options
 

@@ -279,3 +279,5 @@ def test_install_keeps_other_app_routes() -> None:
     options = install_export_route({"app_kwargs": {"routes": ["existing"], "docs_url": None}}, ExportCache())
     assert options["app_kwargs"]["docs_url"] is None and options["app_kwargs"]["routes"][0] == "existing"
     assert options["app_kwargs"]["routes"][1].path == EXPORT_ROUTE
+    again = install_export_route(options, ExportCache())          # app.py installs it; a test may install its own
+    assert [getattr(route, "path", route) for route in again["app_kwargs"]["routes"]] == ["existing", EXPORT_ROUTE]
