@@ -205,7 +205,7 @@ def build_tab(service: Any, store: ResultStore | None = None) -> AttentionPanel:
         with gr.Column(scale=3):
             prompt = gr.Textbox(label="Prompt", lines=3, max_length=limits.MAX_INPUT_CHARS, elem_id="gen-prompt",
                                 placeholder="Type the beginning of a text; the model continues it.")
-            with gr.Accordion("Sampling settings", open=False):
+            with gr.Accordion("Sampling settings", open=False, elem_classes=["atlas-technical"]):
                 max_new_tokens = gr.Slider(1, limits.MAX_NEW_TOKENS, value=limits.DEFAULT_MAX_NEW_TOKENS, step=1,
                                            label="Max new tokens", elem_id="gen-max-new-tokens")
                 temperature = gr.Slider(*limits.TEMPERATURE_RANGE, value=0.0, step=0.05, label="Temperature",
