@@ -15,10 +15,12 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is i
 
 import gradio as gr  # noqa: E402
 
-from demos import generation, qa, sentiment, translation  # noqa: E402
+from demos import generation, links, qa, sentiment, translation  # noqa: E402
 from demos.access import AUTH_FILE_ENV, LOGIN_MESSAGE, AuthFileError, LoginGuard, open_door_warning  # noqa: E402
 from demos.access import read_auth_file, readable_by_others  # noqa: E402
+from demos.export import install_export_route  # noqa: E402
 from demos.insight_api import INSIGHT_API, build_insight_api  # noqa: E402
+from demos.presenter import PRESENTER_CSS, build_presenter_toggle  # noqa: E402
 from demos.privacy import build_forget_control, forget_session  # noqa: E402
 from demos.store import DEFAULT_STORE, ResultStore  # noqa: E402
 from demos.turns import FairTurns  # noqa: E402
@@ -57,17 +59,22 @@ def build_app(service: Any, store: ResultStore | None = None) -> gr.Blocks:
     store = store or DEFAULT_STORE
     with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
         gr.Markdown(INTRO, elem_id="intro")
+        build_presenter_toggle(demo)
         build_forget_control(store, demo)
-        with gr.Tabs(elem_id="tabs"):
+        link_notice = links.build_notice()
+        with gr.Tabs(elem_id="tabs") as tabs:
             for label, module in TASK_TABS:
                 with gr.Tab(label, id=module.TASK, elem_id=f"tab-{module.TASK}"):
                     module.build_tab(service, store)
+                    links.build_copy_link(demo, module.TASK)
             if importlib.util.find_spec("demos.explain") is not None:
                 from demos import explain
 
                 with gr.Tab("Explain", id="explain", elem_id="tab-explain"):
                     explain.build_tab(service)
+                    links.build_copy_link(demo, "explain")
         build_insight_api(service)
+        links.install_link_loader(demo, tabs, link_notice)  # a shared link reopens its tab, inputs and view
         # A closed browser tab frees its kept results at once instead of waiting for them to expire.
         demo.unload(_clear_on_unload(store, demo))
     _keep_api_public_only(demo)
@@ -111,7 +118,7 @@ def launch_options(args: argparse.Namespace) -> dict[str, Any]:
         "mcp_server": False,
         "enable_monitoring": False,
         "pwa": False,
-        "css": CSS,
+        "css": CSS + PRESENTER_CSS,
         "run_history": False,         # Gradio would otherwise keep every input and answer in the browser's storage
     }
     if getattr(args, "accounts", None):
@@ -120,6 +127,7 @@ def launch_options(args: argparse.Namespace) -> dict[str, Any]:
     port = args.port if args.port is not None else os.environ.get("GRADIO_SERVER_PORT")
     if port is not None:
         options["server_port"] = int(port)
+    install_export_route(options)  # /atlas-export/<token>: Export's files, from memory, behind the same login
     return options
 
 

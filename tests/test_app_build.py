@@ -62,11 +62,15 @@ def test_tabs_are_the_four_tasks_plus_explain(tiny_demo: gr.Blocks) -> None:
 
 
 def test_only_task_events_are_public_and_they_share_one_model_slot(tiny_demo: gr.Blocks) -> None:
+    from demos import BATCHED_CONCURRENCY_ID, BATCHED_CONCURRENCY_LIMIT
+
     public = {fn.api_name for fn in tiny_demo.fns.values() if fn.api_visibility != "private"}
     insight = {"segment_attention", "compare_shots", "next_tokens", "logit_lens", "head_roles"}
     assert PUBLIC_ENDPOINTS <= public <= PUBLIC_ENDPOINTS | {"explain", "forget"} | insight
     for fn in tiny_demo.fns.values():
-        if fn.api_name in PUBLIC_ENDPOINTS:
+        if fn.api_name == "classify":  # Sentiment requests wait together, to share one forward (the batcher)
+            assert (fn.concurrency_id, fn.concurrency_limit) == (BATCHED_CONCURRENCY_ID, BATCHED_CONCURRENCY_LIMIT)
+        elif fn.api_name in PUBLIC_ENDPOINTS:
             assert (fn.concurrency_id, fn.concurrency_limit) == ("model", 1)
         if fn.name in ("redraw", "refresh"):
             assert fn.concurrency_id == "view", "layer/head switches must not wait behind a model run"
