@@ -28,7 +28,7 @@ import numpy as np
 from bench.app_process import AppProcess
 from bench.bare import BareModel, bare_call, bare_model, generated_count, model_key_for
 from bench.load import measure_sentiment_load_row
-from bench.long_inputs import measure_long_rows
+from bench.long_inputs import LONG_CONTEXT, QUESTION, measure_long_rows
 from bench.stats import Sample, interleave, paired, repeat, time_call
 from bench.table import Row, Target, format_sample, format_value, render_markdown
 
@@ -376,7 +376,8 @@ def measure_memory(ctx: Context) -> dict[str, int]:
 
 
 def mixed_requests(ctx: Context, count: int) -> float:
-    """`count` requests through the API, cycling through every task's examples (English and Chinese)."""
+    """`count` requests through the API, cycling through every task's examples (English and Chinese) and one long
+    Ask (a 3,300-character context)."""
     from demos.examples import GENERATION_EXAMPLES, QA_EXAMPLES, SENTIMENT_EXAMPLES, TRANSLATION_EXAMPLES
 
     calls: list[tuple[str, tuple[Any, ...]]] = []
@@ -391,6 +392,7 @@ def mixed_requests(ctx: Context, count: int) -> float:
             calls.append(("/translate", tuple(TRANSLATION_EXAMPLES[index])))
         if index < len(SENTIMENT_EXAMPLES):
             calls.append(("/classify", tuple(SENTIMENT_EXAMPLES[index])))
+    calls.append(("/answer", (LONG_CONTEXT, QUESTION)))   # a long one: ~1,000 tokens kept as queries and keys
     started = time.perf_counter()
     for index in range(count):
         api_name, arguments = calls[index % len(calls)]
