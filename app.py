@@ -19,6 +19,7 @@ from demos import generation, links, qa, sentiment, translation  # noqa: E402
 from demos.access import AUTH_FILE_ENV, LOGIN_MESSAGE, AuthFileError, LoginGuard, open_door_warning  # noqa: E402
 from demos.access import read_auth_file, readable_by_others  # noqa: E402
 from demos.export import install_export_route  # noqa: E402
+from demos.i18n import build_language_switch, install_language  # noqa: E402
 from demos.insight_api import INSIGHT_API, build_insight_api  # noqa: E402
 from demos.presenter import PRESENTER_CSS, build_presenter_toggle  # noqa: E402
 from demos.privacy import build_forget_control, forget_session  # noqa: E402
@@ -59,7 +60,9 @@ def build_app(service: Any, store: ResultStore | None = None) -> gr.Blocks:
     store = store or DEFAULT_STORE
     with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
         gr.Markdown(INTRO, elem_id="intro")
-        build_presenter_toggle(demo)
+        with gr.Row():
+            language = build_language_switch()
+            build_presenter_toggle(demo)
         build_forget_control(store, demo)
         link_notice = links.build_notice()
         with gr.Tabs(elem_id="tabs") as tabs:
@@ -77,6 +80,7 @@ def build_app(service: Any, store: ResultStore | None = None) -> gr.Blocks:
         links.install_link_loader(demo, tabs, link_notice)  # a shared link reopens its tab, inputs and view
         # A closed browser tab frees its kept results at once instead of waiting for them to expire.
         demo.unload(_clear_on_unload(store, demo))
+        install_language(demo, language)  # last: every handler is registered by now
     _keep_api_public_only(demo)
     return demo
 

@@ -247,7 +247,7 @@ def install_link_loader(demo: gr.Blocks, tabs: gr.Tabs, notice: gr.Markdown) -> 
     def open_link(request: gr.Request) -> dict[Any, Any]:
         link = parse_link(getattr(request, "query_params", None), set(linked))
         if not link.given:
-            return {}
+            return {notice: gr.update()}  # nothing to open (an empty dict would count as one missing output each)
         return link_updates(link, linked[link.tab], tabs, notice, run_target)
 
     demo.load(open_link, outputs=outputs, **VIEW_EVENT).then(None, inputs=[run_target], js=CLICK_RUN_JS)

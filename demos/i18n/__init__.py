@@ -1,0 +1,384 @@
+"""The interface language: English (the source) and 简体中文, per visitor, translated where the page gets its text.
+
+The code keeps writing English. What a visitor sees passes through `translate` on its way out:
+- the page's own texts (labels, help, placeholders, choices, Markdown and HTML blocks) when the page opens
+  (`install_language(demo)`: one load event that updates every component for the visitor's language);
+- everything a handler returns (info lines, notices, HTML, Plotly figures: titles, captions, axis titles, hovers)
+  and the messages of the errors it raises: `install_language` wraps every handler that takes a gr.Request.
+Model tokens and model names are never translated: figure tick labels go through exact phrases only, HTML text
+inside token spans is left alone, and patterns keep what they capture (a token, a number, a model name) as it is.
+
+The language of a visitor: `?lang=zh` / `?lang=en` in the address, else the browser's language (Accept-Language),
+else English; the switch on the page reloads it with `?lang=`. Catalogs: demos/i18n/zh_*.py, each a dict of exact
+English → Chinese and a list of (regex, template) patterns for texts with numbers or names in them. A text with no
+entry stays English (tests/test_i18n*.py list what is left).
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import inspect
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from typing import Any, Literal
+
+import gradio as gr
+
+from demos import VIEW_EVENT
+
+Language = Literal["en", "zh"]
+LANGUAGES: tuple[Language, ...] = ("en", "zh")
+LANGUAGE_QUERY = "lang"
+LANGUAGE_NAMES = {"en": "English", "zh": "简体中文"}
+MAX_SESSIONS = 4096
+
+
+class Catalog:
+    """Exact phrases and (pattern, template) pairs of one language."""
+
+    def __init__(self) -> None:
+        self.phrases: dict[str, str] = {}
+        self.patterns: list[tuple[re.Pattern[str], str]] = []
+
+    def add(self, phrases: dict[str, str], patterns: list[tuple[str, str]] = ()) -> None:  # type: ignore[assignment]
+        self.phrases.update(phrases)
+        self.patterns.extend((re.compile(pattern, re.DOTALL), template) for pattern, template in patterns)
+
+    def exact(self, text: str) -> str | None:
+        return self.phrases.get(text)
+
+    def translate(self, text: str, depth: int = 0) -> str:
+        """The text in this language: a phrase, a pattern (its parts translated in turn), or its pieces."""
+        if not text or not text.strip():
+            return text
+        stripped = text.strip()
+        if stripped in self.phrases:
+            return text.replace(stripped, self.phrases[stripped])
+        if depth > 6:
+            return text
+        for pattern, template in self.patterns:
+            match = pattern.fullmatch(stripped)
+            if match:
+                parts = {name: (self.translate(value, depth + 1) if name.startswith("t_") else value)
+                         for name, value in match.groupdict().items() if value is not None}
+                return text.replace(stripped, template.format(**parts))
+        for separator in ("<br>", "\n\n", "\n", " · ", "; ", ". "):
+            if separator in stripped:
+                pieces = stripped.split(separator)
+                joined = separator.join(self.translate(piece, depth + 1) if piece else piece for piece in pieces)
+                return text.replace(stripped, joined)
+        return text
+
+
+CATALOGS: dict[Language, Catalog] = {"zh": Catalog()}
+
+
+def load_catalogs() -> None:
+    """The catalog modules add themselves (demos/i18n/zh_*.py)."""
+    from demos.i18n import zh_ui, zh_views  # noqa: F401
+
+
+class SessionLanguages:
+    """session → language, bounded (a preference, not a result: nothing else about the visitor)."""
+
+    def __init__(self, capacity: int = MAX_SESSIONS) -> None:
+        self._lock = threading.Lock()
+        self._languages: OrderedDict[str, Language] = OrderedDict()
+        self.capacity = capacity
+
+    def set(self, session: str | None, language: Language) -> None:
+        if not session:
+            return
+        with self._lock:
+            self._languages[session] = language
+            self._languages.move_to_end(session)
+            while len(self._languages) > self.capacity:
+                self._languages.popitem(last=False)
+
+    def get(self, session: str | None) -> Language:
+        with self._lock:
+            return self._languages.get(session or "", "en")
+
+    def forget(self, session: str | None) -> None:
+        with self._lock:
+            self._languages.pop(session or "", None)
+
+
+SESSIONS = SessionLanguages()
+
+
+def language_from_request(request: Any) -> Language:
+    """?lang= when it names a language, else the browser's first choice (Accept-Language), else English."""
+    params = getattr(request, "query_params", None) or {}
+    asked = str(params.get(LANGUAGE_QUERY, "")).strip().lower() if hasattr(params, "get") else ""
+    if asked in LANGUAGES:
+        return asked  # type: ignore[return-value]
+    if asked.startswith("zh"):
+        return "zh"
+    headers = getattr(request, "headers", None) or {}
+    accepted = str(headers.get("accept-language", "")) if hasattr(headers, "get") else ""
+    first = accepted.split(",")[0].strip().lower()
+    return "zh" if first.startswith("zh") else "en"
+
+
+def language_of(request: Any) -> Language:
+    """The language of the visitor behind `request` (English until the page told the server otherwise)."""
+    return SESSIONS.get(getattr(request, "session_hash", None))
+
+
+def translate(text: Any, language: Language) -> Any:
+    """`text` in `language` (English passes through, as does anything that is not a string)."""
+    if language == "en" or not isinstance(text, str):
+        return text
+    return CATALOGS[language].translate(text)
+
+
+# --- what a handler returns -------------------------------------------------------------------------------------
+_TEXT_FIELDS = ("label", "info", "placeholder")
+_HTML_TEXT = re.compile(r">([^<>]+)<")
+_TOKEN_SPAN = re.compile(r'(<span class="atlas-tok[^"]*"[^>]*>)(.*?)(</span>)', re.DOTALL)
+
+
+def translate_html(markup: str, language: Language) -> str:
+    """Text between tags translated; text inside token spans (class atlas-tok) and attributes left alone."""
+    if language == "en" or not markup:
+        return markup
+    catalog = CATALOGS[language]
+    kept: list[str] = []
+
+    def keep(match: re.Match[str]) -> str:
+        kept.append(match.group(0))
+        return f"\x00{len(kept) - 1}\x00"
+
+    shielded = _TOKEN_SPAN.sub(keep, markup)
+
+    def text_node(match: re.Match[str]) -> str:
+        raw = match.group(1)
+        plain = html.unescape(raw)
+        translated = catalog.translate(plain)
+        return ">" + (raw if translated == plain else html.escape(translated, quote=False)) + "<"
+
+    translated = _HTML_TEXT.sub(text_node, shielded)
+    return re.sub("\x00(\\d+)\x00", lambda match: kept[int(match.group(1))], translated)
+
+
+def translate_figure(figure: Any, language: Language) -> Any:
+    """A Plotly figure with its titles, captions, axis titles, colour-bar titles, trace names and hovers translated
+    (tick labels only where they are exact phrases: they are mostly tokens)."""
+    if language == "en":
+        return figure
+    catalog = CATALOGS[language]
+    layout = figure.layout
+    if layout.title and layout.title.text:
+        layout.title.text = catalog.translate(layout.title.text)
+    for annotation in layout.annotations or ():
+        if annotation.text:
+            annotation.text = catalog.translate(annotation.text)
+    for name in [key for key in layout.to_plotly_json() if key.startswith(("xaxis", "yaxis"))]:
+        axis = layout[name]
+        if axis.title and axis.title.text:
+            axis.title.text = catalog.translate(axis.title.text)
+        if axis.ticktext:
+            axis.ticktext = [catalog.exact(str(tick)) or _pattern_only(catalog, str(tick)) for tick in axis.ticktext]
+    coloraxis = getattr(layout, "coloraxis", None)
+    if coloraxis is not None and coloraxis.colorbar and coloraxis.colorbar.title and coloraxis.colorbar.title.text:
+        coloraxis.colorbar.title.text = catalog.translate(coloraxis.colorbar.title.text)
+    for trace in figure.data:
+        if getattr(trace, "name", None):
+            trace.name = catalog.translate(trace.name)
+        if getattr(trace, "hovertemplate", None):
+            trace.hovertemplate = _translate_hover(catalog, trace.hovertemplate)
+        colorbar = getattr(trace, "colorbar", None)
+        if colorbar is not None and colorbar.title and colorbar.title.text:
+            colorbar.title.text = catalog.translate(colorbar.title.text)
+    return figure
+
+
+def _pattern_only(catalog: Catalog, tick: str) -> str:
+    """A tick label through the patterns only ("layer 3", "head 1"): a token never matches one."""
+    for pattern, template in catalog.patterns:
+        match = pattern.fullmatch(tick)
+        if match and template.count("{") <= 2:
+            return template.format(**{k: v for k, v in match.groupdict().items() if v is not None})
+    return tick
+
+
+def _translate_hover(catalog: Catalog, template: str) -> str:
+    """Hover templates: the words between %{...} fields translated, the fields kept."""
+    pieces = re.split(r"(%\{[^}]*\}|<br>|<extra>|</extra>)", template)
+    return "".join(piece if re.fullmatch(r"%\{[^}]*\}|<br>|<extra>|</extra>", piece or "") or not piece.strip()
+                   else _translate_piece(catalog, piece) for piece in pieces)
+
+
+def _translate_piece(catalog: Catalog, piece: str) -> str:
+    core = piece.strip()
+    translated = catalog.translate(core)
+    return piece.replace(core, translated) if translated != core else piece
+
+
+def translate_value(value: Any, language: Language) -> Any:
+    """Whatever a handler returns for one output: a string (Markdown / HTML), a figure, a gr.update dict."""
+    if language == "en" or value is None:
+        return value
+    if isinstance(value, str):
+        return translate_html(value, language) if "<" in value else translate(value, language)
+    if hasattr(value, "layout") and hasattr(value, "data"):
+        return translate_figure(value, language)
+    if isinstance(value, dict) and value.get("__type__") == "update":
+        updated = dict(value)
+        for field in _TEXT_FIELDS:
+            if isinstance(updated.get(field), str):
+                updated[field] = translate(updated[field], language)
+        if "value" in updated:
+            updated["value"] = translate_value(updated["value"], language)
+        if isinstance(updated.get("choices"), list):
+            updated["choices"] = [_translate_choice(choice, language) for choice in updated["choices"]]
+        return updated
+    return value
+
+
+def _translate_choice(choice: Any, language: Language) -> Any:
+    """(label, value) choices get their label translated; bare choices are values and stay."""
+    if isinstance(choice, (tuple, list)) and len(choice) == 2 and isinstance(choice[0], str):
+        return (translate(choice[0], language), choice[1])
+    return choice
+
+
+def translate_outputs(outputs: Any, language: Language) -> Any:
+    """A handler's return value: {component: value}, a tuple/list of values, or one value."""
+    if language == "en":
+        return outputs
+    if isinstance(outputs, dict) and outputs.get("__type__") != "update":
+        return {key: translate_value(value, language) for key, value in outputs.items()}
+    if isinstance(outputs, tuple):
+        return tuple(translate_value(value, language) for value in outputs)
+    if isinstance(outputs, list) and outputs and not isinstance(outputs[0], (int, float)):
+        return [translate_value(value, language) for value in outputs]
+    return translate_value(outputs, language)
+
+
+def _translated_error(error: gr.Error, language: Language) -> gr.Error:
+    return gr.Error(translate(str(error.message), language), duration=error.duration,
+                    title=translate(error.title, language) if error.title else error.title,
+                    print_exception=False)
+
+
+# --- every handler --------------------------------------------------------------------------------------------
+def _request_index(fn: Callable[..., Any]) -> int | None:
+    """Position of the gr.Request parameter of `fn`, or None."""
+    from gradio import utils
+
+    hints = utils.get_type_hints(fn)
+    try:
+        parameters = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    for index, parameter in enumerate(parameters):
+        if hints.get(parameter.name) in (gr.Request, gr.Request | None):
+            return index
+    return None
+
+
+def translating(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`fn` whose outputs and gr.Error messages come in the language of the visitor it answers."""
+    index = _request_index(fn)
+    if index is None or getattr(fn, "__atlas_translating__", False):
+        return fn
+
+    def language(args: tuple, kwargs: dict) -> Language:
+        request = args[index] if index < len(args) else kwargs.get(list(inspect.signature(fn).parameters)[index])
+        return language_of(request)
+
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def generator(*args: Any, **kwargs: Any) -> Iterator[Any]:
+            chosen = language(args, kwargs)
+            try:
+                for outputs in fn(*args, **kwargs):
+                    yield translate_outputs(outputs, chosen)
+            except gr.Error as error:
+                if chosen == "en":
+                    raise
+                raise _translated_error(error, chosen) from None
+        wrapper: Callable[..., Any] = generator
+    elif inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
+        return fn   # the app has none; leave them as they are
+    else:
+        @functools.wraps(fn)
+        def function(*args: Any, **kwargs: Any) -> Any:
+            chosen = language(args, kwargs)
+            try:
+                return translate_outputs(fn(*args, **kwargs), chosen)
+            except gr.Error as error:
+                if chosen == "en":
+                    raise
+                raise _translated_error(error, chosen) from None
+        wrapper = function
+    wrapper.__atlas_translating__ = True  # type: ignore[attr-defined]
+    return wrapper
+
+
+# --- the page's own texts -------------------------------------------------------------------------------------
+def component_texts(component: Any, language: Language) -> dict[str, Any] | None:
+    """The gr.update that shows `component`'s own texts in `language` (None when nothing changes)."""
+    changes: dict[str, Any] = {}
+    for field in _TEXT_FIELDS:
+        text = getattr(component, field, None)
+        if isinstance(text, str) and text:
+            translated = translate(text, language)
+            if translated != text:
+                changes[field] = translated
+    value = getattr(component, "value", None)
+    if isinstance(component, (gr.Markdown, gr.HTML, gr.Button)) and isinstance(value, str) and value:
+        translated = translate_value(value, language)
+        if translated != value:
+            changes["value"] = translated
+    choices = getattr(component, "choices", None)
+    if isinstance(choices, list) and choices:
+        translated_choices = [_translate_choice(choice, language) for choice in choices]
+        if translated_choices != choices:
+            changes["choices"] = translated_choices
+    return gr.update(**changes) if changes else None
+
+
+def install_language(demo: gr.Blocks, switch: gr.Radio) -> None:
+    """Translate every handler's outputs, and the page's own texts when it opens; `switch` picks the language."""
+    load_catalogs()
+    translatable = [block for block in demo.blocks.values()  # the components with a text some language changes
+                    if isinstance(block, (gr.components.Component, gr.Tab, gr.Accordion)) and block is not switch
+                    and any(component_texts(block, language) is not None for language in LANGUAGES if language != "en")]
+
+    def open_page(request: gr.Request) -> dict[Any, Any]:
+        language = language_from_request(request)
+        SESSIONS.set(getattr(request, "session_hash", None), language)
+        updates: dict[Any, Any] = {switch: gr.update(value=language)}
+        if language != "en":
+            for component in translatable:
+                texts = component_texts(component, language)
+                if texts is not None:
+                    updates[component] = texts
+        return updates
+
+    for block_fn in demo.fns.values():
+        if block_fn.fn is not None:
+            block_fn.fn = translating(block_fn.fn)
+    demo.load(open_page, outputs=[switch, *translatable],
+              **{**VIEW_EVENT, "show_progress": "hidden"})
+    switch.input(None, inputs=[switch], js=SWITCH_JS)
+
+
+SWITCH_JS = f"""(language) => {{
+  const params = new URLSearchParams(window.location.search);
+  params.set('{LANGUAGE_QUERY}', language);
+  params.delete('forgotten');
+  window.location.search = params.toString();
+}}"""
+
+
+def build_language_switch() -> gr.Radio:
+    """English / 简体中文 (built into the current Blocks context); changing it reloads the page in that language."""
+    return gr.Radio([(LANGUAGE_NAMES[code], code) for code in LANGUAGES], value="en", label="Language · 语言",
+                    elem_id="language-switch", container=False, interactive=True)
