@@ -11,6 +11,7 @@ import gradio as gr
 
 from demos import MODEL_EVENT, VIEW_EVENT, load_model, run_alone, session_id, user_errors
 from demos.attention_panel import AttentionPanel
+from demos.i18n import language_of, translate
 from demos.examples import GENERATION_EXAMPLES
 from demos.store import DEFAULT_STORE, ResultStore
 from service import limits
@@ -241,7 +242,7 @@ def build_tab(service: Any, store: ResultStore | None = None) -> AttentionPanel:
     def finish_now(request: gr.Request):
         if stop_requests.stop(session_id(request)):
             return STOPPING_MESSAGE
-        gr.Info(NOTHING_TO_STOP)
+        gr.Info(translate(NOTHING_TO_STOP, language_of(request)))  # a toast: not an output the page translates
         return gr.update()
 
     def forget_stop(request: gr.Request) -> None:

@@ -26,8 +26,10 @@ KEPT_NOTE = (f"**What this server keeps about you:** the results of your last ru
 FORGET_LABEL = "Forget my results"
 FORGOTTEN_MESSAGE = "Forgotten: the server holds no result of yours now."
 FORGOTTEN_QUERY = "forgotten"
-# After forgetting, the page reloads (a new, empty session) and says what happened.
-RELOAD_JS = f"() => {{ window.location.replace(window.location.pathname + '?{FORGOTTEN_QUERY}=1'); }}"
+# After forgetting, the page reloads (a new, empty session, in the same interface language) and says what happened.
+RELOAD_JS = (f"() => {{ const language = new URLSearchParams(window.location.search).get('lang'); "
+             f"window.location.replace(window.location.pathname + '?{FORGOTTEN_QUERY}=1' + "
+             f"(language ? '&lang=' + encodeURIComponent(language) : '')); }}")
 
 
 def forget_session(store: ResultStore, demo: gr.Blocks, session: str) -> None:
