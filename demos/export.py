@@ -30,6 +30,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from demos import VIEW_EVENT, session_id, user_errors
+from demos.i18n import language_of, translate_value
 from demos.store import ResultStore
 
 EXPORT_TTL_SECONDS = 5 * 60.0
@@ -204,7 +205,7 @@ def prepare_export(panel: Any, cache: ExportCache, view: Any, side: Any, layer: 
         pick = selection_for(result, chosen, side, layer, head, statistic, query, span, zoom)
         if chosen.pending is not None and chosen.pending(result, pick):
             return _message(PENDING_TEXT)
-        drawn = chosen.draw(result, pick)
+        drawn = translate_value(chosen.draw(result, pick), language_of(request))   # as the page shows it
         name = safe_filename("attention-atlas", result.task, result.model_name.split("/")[-1], chosen.key,
                              f"layer{pick.layer}", f"head{pick.head}")
         title = f"Attention Atlas · {result.model_name} · {chosen.label} · layer {pick.layer}, head {pick.head}"
