@@ -126,8 +126,8 @@ PHRASES: dict[str, str] = {
     "text to classify": "待分类的文本",
     "max_new_tokens": "max_new_tokens（最多生成的新词元数）",
     "temperature": "temperature（温度）",
-    "top_k": "top_k",
-    "top_p": "top_p",
+    "top_k": "top_k（top-k 采样）",
+    "top_p": "top_p（核采样阈值）",
     "seed": "seed（随机种子）",
     "layer": "层号（layer）",
     "head": "头编号（head）",
@@ -250,7 +250,7 @@ PATTERNS: list[tuple[str, str]] = [
      r"far\.", "应请求在生成 {k}/{n} 个新词元后停止；显示的是已生成文本的注意力。"),
     # the prompt panel (attention_panel.prompt_html)
     (r"(?P<n>\d+) tokens", "{n} 个词元"),
-    (r"(?P<n>\d+) tokens: ", "{n} 个词元："),
+    (r"(?P<n>\d+) tokens:", "{n} 个词元："),
     (r"demonstration (?P<n>\d+)", "示范样例 {n}"),
     (r"similarity (?P<s>[\d.]+) \((?P<p>[^()\n]+) #(?P<i>\d+)\)", "相似度 {s}（{p} #{i}）"),
     # probes.py / zoom.py choice labels
@@ -297,7 +297,7 @@ PATTERNS: list[tuple[str, str]] = [
      "这个导出链接无效、已被使用或已过期（链接只能使用一次，有效期 {m} 分钟，且需你的结果仍被保留）。"
      "请在注意力视图下方再次点击“导出此视图”。"),
     # links.py problems
-    (r"- the tab is not one of (?P<l>[a-z, ]+), so the page opens on (?P<t_d>\w+) and ignores the link's other "
+    (r"- the tab is not one of (?P<l>[a-z, ]+), so the page opens on (?P<t_d>\w+) and ignores the link(?:'|&#x27;)s other "
      r"values\.", "- 标签页不是 {l} 之一，因此页面打开“{t_d}”标签页，并忽略链接中的其他值。"),
     (r"- the direction is not one of (?P<l>[a-z, -]+); using (?P<d>[a-z-]+)\.", "- 方向不是 {l} 之一；改用 {d}。"),
     (r"- the (?P<t_p>\w+) is (?P<n>\d+) characters long; the limit is (?P<m>\d+), so it was left out\.",
@@ -316,12 +316,12 @@ PATTERNS: list[tuple[str, str]] = [
     (r"The (?P<t_f>[a-z ]+) is empty\. Type some text and try again\.", "{t_f}为空。请输入一些文本后重试。"),
     (r"The (?P<t_f>[a-z ]+) is (?P<n>\d+) characters long; the limit is (?P<m>\d+)\. Shorten it and try again\.",
      "{t_f}长 {n} 个字符，超过上限 {m}。请缩短后重试。"),
+    (r"(?P<t_e>\w+ must be in [\[(][^\]\n]*\], got [^\n]+?\.) (?P<t_c>(?:The|Each) [^\n]+)", "{t_e}{t_c}"),
     (r"(?P<t_f>\w+) must be a whole number, not (?P<v>[^\n]+)\.", "{t_f}必须是整数，而不是 {v}。"),
     (r"(?P<t_f>\w+) must be a number, not (?P<v>[^\n]+)\.", "{t_f}必须是数字，而不是 {v}。"),
     (r"(?P<t_f>\w+) must be a finite number, not (?P<v>[^\n]+)\.", "{t_f}必须是有限的数字，而不是 {v}。"),
     (r"(?P<t_f>\w+) must be in (?P<r>[\[(][^\]\n]*\]), got a number too large\.", "{t_f}必须在 {r} 范围内，但给出的数字太大。"),
     (r"(?P<t_f>\w+) must be in (?P<r>[\[(][^\]\n]*\]), got (?P<v>[^\n]+?)\.", "{t_f}必须在 {r} 范围内，实际为 {v}。"),
-    (r"(?P<t_e>\w+ must be in [\[(][^\]\n]*\], got [^\n]+?\.) (?P<t_c>[^\n]+)", "{t_e}{t_c}"),
     (r"The model has (?P<n>\d+) layers\.", "该模型有 {n} 层。"),
     (r"Each layer has (?P<n>\d+) heads\.", "每层有 {n} 个头。"),
     (r"The text has (?P<n>\d+) tokens \(−1 is the last one\)\.", "这段文本有 {n} 个词元（−1 表示最后一个）。"),
