@@ -140,7 +140,7 @@ def build_tab(service: Any) -> None:
     with gr.Accordion("Result (JSON)", open=False):
         result_json = gr.JSON(elem_id="explain-json")
 
-    def explain_view(text, model, layer, head, position):
+    def explain_view(text, model, layer, head, position, request: gr.Request):  # request: the visitor's language
         return render_explanation(service, text, model, layer, head, position)
 
     outputs = [card, tokens, summary, result_json, *step_outputs, layer, head, position]
@@ -148,7 +148,7 @@ def build_tab(service: Any) -> None:
     run.click(explain_view, inputs=inputs, outputs=outputs, api_name="explain_view", api_visibility="private",
               **MODEL_EVENT)
 
-    def ranges_for(choice):
+    def ranges_for(choice, request: gr.Request):
         layer_range, head_range = slider_ranges(service, choice)
         return gr.update(value=0, **layer_range), gr.update(value=0, **head_range)
 

@@ -247,17 +247,31 @@ def _translate_choice(choice: Any, language: Language) -> Any:
     return choice
 
 
-def translate_outputs(outputs: Any, language: Language) -> Any:
-    """A handler's return value: {component: value}, a tuple/list of values, or one value."""
+def carries_content(component: Any) -> bool:
+    """Whether a component shows the visitor's or the model's own text (inputs, answers, JSON): never translated."""
+    if isinstance(component, (gr.Textbox, gr.JSON, gr.Label, gr.Code, gr.Number, gr.Slider)):
+        return True
+    return str(getattr(component, "elem_id", "") or "").endswith(("-output", "-json"))
+
+
+def translate_outputs(outputs: Any, language: Language, components: list[Any] | None = None) -> Any:
+    """A handler's return value for its output `components`: {component: value}, a tuple/list of values, or one
+    value. Components that carry content (carries_content) pass through as they are."""
     if language == "en":
         return outputs
-    if isinstance(outputs, dict) and outputs.get("__type__") != "update":
-        return {key: translate_value(value, language) for key, value in outputs.items()}
-    if isinstance(outputs, tuple):
-        return tuple(translate_value(value, language) for value in outputs)
-    if isinstance(outputs, list) and outputs and not isinstance(outputs[0], (int, float)):
-        return [translate_value(value, language) for value in outputs]
-    return translate_value(outputs, language)
+    components = list(components or [])
+
+    def one(component: Any, value: Any) -> Any:
+        return value if component is not None and carries_content(component) else translate_value(value, language)
+
+    if isinstance(outputs, dict) and outputs and all(hasattr(key, "_id") for key in outputs):
+        return {key: one(key, value) for key, value in outputs.items()}
+    if len(components) == 1:
+        return one(components[0], outputs)
+    if isinstance(outputs, (tuple, list)) and len(outputs) == len(components):
+        translated = [one(component, value) for component, value in zip(components, outputs)]
+        return tuple(translated) if isinstance(outputs, tuple) else translated
+    return outputs
 
 
 def _translated_error(error: gr.Error, language: Language) -> gr.Error:
@@ -282,8 +296,8 @@ def _request_index(fn: Callable[..., Any]) -> int | None:
     return None
 
 
-def translating(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """`fn` whose outputs and gr.Error messages come in the language of the visitor it answers."""
+def translating(fn: Callable[..., Any], outputs: list[Any] | None = None) -> Callable[..., Any]:
+    """`fn` (a handler of `outputs`) whose outputs and gr.Error messages come in the visitor's language."""
     index = _request_index(fn)
     if index is None or getattr(fn, "__atlas_translating__", False):
         return fn
@@ -297,8 +311,8 @@ def translating(fn: Callable[..., Any]) -> Callable[..., Any]:
         def generator(*args: Any, **kwargs: Any) -> Iterator[Any]:
             chosen = language(args, kwargs)
             try:
-                for outputs in fn(*args, **kwargs):
-                    yield translate_outputs(outputs, chosen)
+                for returned in fn(*args, **kwargs):
+                    yield translate_outputs(returned, chosen, outputs)
             except gr.Error as error:
                 if chosen == "en":
                     raise
@@ -311,7 +325,7 @@ def translating(fn: Callable[..., Any]) -> Callable[..., Any]:
         def function(*args: Any, **kwargs: Any) -> Any:
             chosen = language(args, kwargs)
             try:
-                return translate_outputs(fn(*args, **kwargs), chosen)
+                return translate_outputs(fn(*args, **kwargs), chosen, outputs)
             except gr.Error as error:
                 if chosen == "en":
                     raise
@@ -364,7 +378,7 @@ def install_language(demo: gr.Blocks, switch: gr.Radio) -> None:
 
     for block_fn in demo.fns.values():
         if block_fn.fn is not None:
-            block_fn.fn = translating(block_fn.fn)
+            block_fn.fn = translating(block_fn.fn, list(block_fn.outputs))
     demo.load(open_page, outputs=[switch, *translatable],
               **{**VIEW_EVENT, "show_progress": "hidden"})
     switch.input(None, inputs=[switch], js=SWITCH_JS)
