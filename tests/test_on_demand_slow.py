@@ -46,15 +46,15 @@ def test_a_long_context_keeps_its_whole_attention_as_queries_and_keys(embedded: 
 
 
 def test_every_panel_view_draws_a_long_result_within_the_update_budget(long_answer) -> None:
-    from demos.attention_panel import VIEWS, Selection
+    from demos.attention_panel import VIEWS, selection_for
 
     drawn_views = []
     for view in VIEWS:
         if not view.applies(long_answer) or view.pending is not None or view.key == "roles":
             continue  # the lens and head roles run the model (their own tests), not this result
-        drawn = view.draw(long_answer, Selection(side="decoder", layer=9, head=1, statistic="entropy",
-                                                 query=len(long_answer.decoder_tokens) - 1))
+        drawn = view.draw(long_answer, selection_for(long_answer, view, "decoder", 9, 1, "entropy"))
         drawn_views.append(view.key)
         size = len(drawn.to_json()) if hasattr(drawn, "to_json") else len(str(drawn))
         assert size < 250_000, (view.key, size)
-    assert {"focus", "shares", "heads", "overview", "summary", "rollout", "strip"} <= set(drawn_views), drawn_views
+    assert {"focus", "shares", "heads", "overview", "summary", "rollout", "strip", "zoom"} <= set(drawn_views), \
+        drawn_views

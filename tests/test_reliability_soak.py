@@ -167,7 +167,8 @@ def test_a_thousand_mixed_requests_serve_everything_in_bounded_memory(server: Ap
     # Kept results are bounded: the first session's result was evicted by the 100+ sessions after it.
     first = driver.sessions[0]
     start_view = driver.layout.initial["gen-view"]  # Gradio forgot the session's updates too: the page's first view
-    expired = first.run(driver.layout.event_of("gen-layer"), [start_view, None, 1, 0, None, 0, None], timeout=30)
+    expired = first.run(driver.layout.event_of("gen-layer"), [start_view, None, 1, 0, None, 0, None, None],
+                        timeout=30)
     assert expired.kind == "ok", expired
     assert any("expired" in str(value) for value in expired.value), expired.value
 
