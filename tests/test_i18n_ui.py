@@ -20,7 +20,7 @@ ALLOWED = {
     "GGUF", "safetensors", "CPU", "Marian", "DistilBERT", "GPT", "LayerNorm", "RMSNorm", "MLP", "Hugging", "Face", "HF_HUB_OFFLINE", "PyTorch", "CUDA", "GPU", "NVIDIA", "torch",
     "cpu", "device", "profile", "hub", "embedded", "pip", "install", "requirements", "txt", "cos", "sin",
     "true", "false", "zero_shot", "max_new_tokens", "temperature", "top_k", "top_p", "seed", "layer", "head",
-    "position", "eager", "qa", "sentiment", "translation", "gemma", "google",
+    "position", "eager", "id", "output_attentions", "W_O", "softmax", "qa", "sentiment", "translation", "gemma", "google",
 }
 LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z_]+")
 
@@ -74,8 +74,9 @@ def test_validation_errors_keep_numbers() -> None:
     with pytest.raises(InvalidInputError) as error:
         validation.check_sampling(0, 0, 0, 1, 0)
     assert zh(str(error.value)) == "max_new_tokens（最多生成的新词元数）必须在 [1, 200] 范围内，实际为 0。"
+    # the field name is whichever catalog names "layer" (zh_views may too)
     assert zh("layer must be in [0, 17], got 20. The model has 18 layers.") == \
-        "层号（layer）必须在 [0, 17] 范围内，实际为 20。该模型有 18 层。"
+        f"{zh('layer')}必须在 [0, 17] 范围内，实际为 20。该模型有 18 层。"
 
 
 def test_notices_and_messages() -> None:
