@@ -20,7 +20,7 @@ ALLOWED = {
     "GGUF", "safetensors", "CPU", "Marian", "DistilBERT", "GPT", "LayerNorm", "RMSNorm", "MLP", "Hugging", "Face", "HF_HUB_OFFLINE", "PyTorch", "CUDA", "GPU", "NVIDIA", "torch",
     "cpu", "device", "profile", "hub", "embedded", "pip", "install", "requirements", "txt", "cos", "sin",
     "true", "false", "zero_shot", "max_new_tokens", "temperature", "top_k", "top_p", "seed", "layer", "head",
-    "position", "eager", "id", "output_attentions", "W_O", "softmax", "qa", "sentiment", "translation", "gemma", "google",
+    "position", "eager", "id", "output_attentions", "W_O", "softmax", "FFN", "qa", "sentiment", "translation", "gemma", "google",
 }
 LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z_]+")
 
