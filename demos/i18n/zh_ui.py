@@ -211,7 +211,6 @@ PHRASES: dict[str, str] = {
     "Head size": "每个头的维度",
     "Hidden size": "隐藏层维度",
     "FFN size": "前馈层（FFN）维度",
-    "MLP": "MLP",
     "Vocabulary": "词表大小",
     "Positions": "位置编码",
     "Normalisation": "归一化",
