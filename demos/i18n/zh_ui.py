@@ -219,9 +219,9 @@ PHRASES: dict[str, str] = {
     "learned": "可学习的位置嵌入",
     "sinusoidal": "固定的正弦位置编码",
     "rope": "旋转位置编码（RoPE）",
-    "pre-norm": "前置归一化（pre-norm）",
-    "post-norm": "后置归一化（post-norm）",
-    "pre+post (sandwich)": "前后双重归一化（sandwich）",
+    "pre-norm": "前置归一化（Pre-Norm）",
+    "post-norm": "后置归一化（Post-Norm）",
+    "pre+post (sandwich)": "前后双重归一化（三明治式）",
     "the causal mask hides later tokens (−∞ before softmax, so weight 0)":
         "因果掩码遮住后面的词元（softmax 之前设为 −∞，因此权重为 0）",
     "this encoder masks nothing, so the token also looks at later tokens": "这个编码器不做任何掩码，因此该词元也会看向后面的词元",
