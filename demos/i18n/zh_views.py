@@ -166,6 +166,9 @@ def _fixed(english: str) -> str:
     return re.escape(html.escape(english, quote=False))
 
 
+_NO_LINE_START = set("，。；：、！？）》」』”’…—·")
+
+
 def _width(character: str) -> int:
     return 2 if ord(character) > 0x2E7F else 1
 
@@ -185,7 +188,7 @@ def _wrap_zh(text: str, width: int = 120) -> str:
             continue
         wide = _width(character) == 2
         previous_wide = bool(out) and len(out[-1]) == 1 and _width(out[-1]) == 2
-        if (wide or previous_wide) and out:
+        if (wide or previous_wide) and out and character not in _NO_LINE_START:
             last_break = len(out)
         out.append(character)
         line += _width(character)
