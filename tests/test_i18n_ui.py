@@ -118,3 +118,15 @@ def test_tiny_app_page_texts_are_translated() -> None:
             if isinstance(choice, (tuple, list)) and isinstance(choice[0], str):
                 check(choice[0])
     assert not left, left
+
+
+def test_link_notice_and_explain_lines() -> None:
+    from demos import links
+
+    notice = links.notice_markdown(links.parse_link({"tab": "ask", "layer": "abc", "view": "bad"}).problems)
+    assert zh(notice) == ("**此链接中有无法使用的值**，这些值已改用默认值：\n"
+                          f"- 视图不是 {', '.join(links.VIEWS_BY_KEY)} 之一；面板打开默认视图。\n"
+                          f"- {zh('layer')}必须是 0 到 1023 之间的整数；改用默认值。")
+    assert zh("**✓ matches the model (max |Δ| = 3.0e-08 &lt; 1e-4)** — google/gemma-3-270m, layer 5 (sliding:512), "
+              "head 2, query token 7") == \
+        "**✓ 与模型一致（最大 |Δ| = 3.0e-08 &lt; 1e-4）** — google/gemma-3-270m，第 5 层（滑动窗口 512），头 2，查询词元 7"
