@@ -79,7 +79,7 @@ def token_ticks(figure) -> list[str]:
     return ticks
 
 
-TOKEN_SPAN = re.compile(r'<span style="[^"]*" title="[^"]*">(.*?)</span>')
+TOKEN_SPAN = re.compile(r'<span class="atlas-token" style="[^"]*" title="[^"]*">(.*?)</span>')
 
 
 def test_every_view_of_every_task_comes_out_in_chinese(results) -> None:
@@ -103,7 +103,7 @@ def test_every_view_of_every_task_comes_out_in_chinese(results) -> None:
                 markup = str(view.draw(result, pick))
                 translated = translate_html(markup, "zh")
                 if view.key == "strip":
-                    text = re.sub(r"<span style=[^>]*title=[^>]*>.*?</span>", "", translated)
+                    text = re.sub(r"<span class=\"atlas-token\"[^>]*>.*?</span>", "", translated)
                     left += [(view.key, node) for node in re.findall(r">([^<>]+)<", text) if english_words(node)]
     assert not left, left[:10]
 
@@ -121,8 +121,6 @@ def test_the_explain_figures_come_out_in_chinese() -> None:
             assert not left, (step.number, left)
 
 
-@pytest.mark.xfail(strict=True, reason="viz/token_strip.py's token spans carry no class atlas-tok, so translate_html "
-                   "translates a token that equals a phrase (the few-shot prompt's \"Translate\" becomes 翻译)")
 def test_a_token_strips_tokens_stay_as_they_are(results) -> None:
     for result in results:
         view = panel.VIEWS_BY_KEY["strip"]

@@ -328,8 +328,8 @@ def token_strip_html(result: Any) -> str:
             style += "background:#fde68a;color:#111827;font-weight:600;"
         elif not mask[index]:
             style += "opacity:0.4;"
-        cells.append(f'<span style="{style}" title="id {int(token_id)}"><sub>{index}</sub> {label} '
-                     f'<sup style="color:#6b7280">{int(token_id)}</sup></span>')
+        cells.append(f'<span class="atlas-token" style="{style}" title="id {int(token_id)}"><sub>{index}</sub> '
+                     f'{label} <sup style="color:#6b7280">{int(token_id)}</sup></span>')
     return '<div class="explain-tokens" style="line-height:2">' + "".join(cells) + "</div>"
 
 

@@ -66,7 +66,7 @@ def render_token_strip(
         if index == focus:
             style += "outline:3px solid #f97316;outline-offset:1px;"
             tip += " (chosen token)"
-        spans.append(f'<span style="{style}" title="{escape_html(tip)}">{escape_html(label)}</span>')
+        spans.append(f'<span class="atlas-token" style="{style}" title="{escape_html(tip)}">{escape_html(label)}</span>')
         if "⏎" in label:
             spans.append("<br>")
     gradient = ", ".join(sample_colorscale(COLOR_SCALE, [i / 8 for i in range(9)]))

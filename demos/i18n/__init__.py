@@ -63,7 +63,7 @@ class Catalog:
             match = pattern.fullmatch(stripped)
             if match:
                 parts = {name: (self.translate(value, depth + 1) if name.startswith("t_") else value)
-                         for name, value in match.groupdict().items() if value is not None}
+                         for name, value in match.groupdict(default="").items()}
                 return text.replace(stripped, template.format(**parts))
         for separator in ("<br>", "\n\n", "\n", " · ", "; ", ". "):
             if separator in stripped:
@@ -139,7 +139,8 @@ def translate(text: Any, language: Language) -> Any:
 # --- what a handler returns -------------------------------------------------------------------------------------
 _TEXT_FIELDS = ("label", "info", "placeholder")
 _HTML_TEXT = re.compile(r">([^<>]+)<")
-_TOKEN_SPAN = re.compile(r'(<span class="atlas-tok[^"]*"[^>]*>)(.*?)(</span>)', re.DOTALL)
+# a token's span (atlas-tok: prompt and focus views; atlas-token: token strips), up to its own closing tag
+_TOKEN_SPAN = re.compile(r'<span class="atlas-tok(?:en)?\b[^"]*"[^>]*>(?:[^<]|<(?!/?span)[^>]*>)*</span>', re.DOTALL)
 
 
 def translate_html(markup: str, language: Language) -> str:
@@ -186,6 +187,9 @@ def translate_figure(figure: Any, language: Language) -> Any:
     coloraxis = getattr(layout, "coloraxis", None)
     if coloraxis is not None and coloraxis.colorbar and coloraxis.colorbar.title and coloraxis.colorbar.title.text:
         coloraxis.colorbar.title.text = catalog.translate(coloraxis.colorbar.title.text)
+    legend = getattr(layout, "legend", None)
+    if legend is not None and legend.title and legend.title.text:
+        legend.title.text = catalog.translate(legend.title.text)
     for trace in figure.data:
         if getattr(trace, "name", None):
             trace.name = catalog.translate(trace.name)
@@ -202,7 +206,7 @@ def _pattern_only(catalog: Catalog, tick: str) -> str:
     for pattern, template in catalog.patterns:
         match = pattern.fullmatch(tick)
         if match and template.count("{") <= 2:
-            return template.format(**{k: v for k, v in match.groupdict().items() if v is not None})
+            return template.format(**match.groupdict(default=""))
     return tick
 
 
