@@ -24,7 +24,8 @@ def answer_html(context: str, prediction: dict[str, Any]) -> str:
     start, end = prediction.get("start"), prediction.get("end")
     score = prediction.get("score")
     score_text = f" <small>(score {float(score):.2f})</small>" if isinstance(score, (int, float)) else ""
-    head = f"<p><strong>Answer:</strong> {html.escape(answer) or '<em>(no answer)</em>'}{score_text}</p>"
+    shown = f'<span class="atlas-content">{html.escape(answer)}</span>' if answer else "<em>(no answer)</em>"
+    head = f"<p><strong>Answer:</strong> {shown}{score_text}</p>"
     if isinstance(start, int) and isinstance(end, int) and 0 <= start <= end <= len(context) and end > start:
         body = (html.escape(context[:start]) + "<mark>" + html.escape(context[start:end]) + "</mark>"
                 + html.escape(context[end:]))

@@ -61,10 +61,13 @@ class FairTurns:
         fn = self.demo.fns.get(getattr(body, "fn_index", None))
         return fn is not None and fn.concurrency_id in self.concurrency_ids and bool(body.session_hash)
 
-    def refusal(self) -> list[dict[str, Any]]:
-        """The 422 detail gradio_client and the page both read as a validation message."""
-        return [{"__type__": "validate", "is_valid": False, "message": refusal_message(self.limit),
-                 "parameter_name": "request"}]
+    def refusal(self, session_hash: str | None = None) -> list[dict[str, Any]]:
+        """The 422 detail gradio_client and the page both read as a validation message (in the visitor's language:
+        it never passes through a handler, so the page could not translate it)."""
+        from demos.i18n import SESSIONS, translate
+
+        message = translate(refusal_message(self.limit), SESSIONS.get(session_hash))
+        return [{"__type__": "validate", "is_valid": False, "message": message, "parameter_name": "request"}]
 
     def install(self) -> "FairTurns":
         """Count every join of the demo's queue (call after `demo.queue(...)`)."""
@@ -76,7 +79,7 @@ class FairTurns:
                 return await join(body, request, username)
             async with self._lock:
                 if self.held(body.session_hash) >= self.limit:
-                    return False, self.refusal(), "validator_error"
+                    return False, self.refusal(body.session_hash), "validator_error"
                 return await join(body, request, username)
 
         queue.push = push

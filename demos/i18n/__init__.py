@@ -30,6 +30,7 @@ import gradio as gr
 from demos import VIEW_EVENT
 
 Language = Literal["en", "zh"]
+_CJK_END = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]$")
 LANGUAGES: tuple[Language, ...] = ("en", "zh")
 LANGUAGE_QUERY = "lang"
 LANGUAGE_NAMES = {"en": "English", "zh": "简体中文"}
@@ -57,6 +58,9 @@ class Catalog:
         stripped = text.strip()
         if stripped in self.phrases:
             return text.replace(stripped, self.phrases[stripped])
+        if stripped.endswith(".") and stripped[:-1] in self.phrases:   # a sentence whose phrase has no full stop
+            chinese = self.phrases[stripped[:-1]]
+            return text.replace(stripped, chinese + ("" if chinese.endswith(("。", "！", "？")) else "。"))
         if depth > 6:
             return text
         for pattern, template in self.patterns:
@@ -67,10 +71,25 @@ class Catalog:
                 return text.replace(stripped, template.format(**parts))
         for separator in ("<br>", "\n\n", "\n", " · ", "; ", ". "):
             if separator in stripped:
-                pieces = stripped.split(separator)
-                joined = separator.join(self.translate(piece, depth + 1) if piece else piece for piece in pieces)
-                return text.replace(stripped, joined)
+                return text.replace(stripped, self._pieces(stripped, separator, depth))
         return text
+
+    def _pieces(self, text: str, separator: str, depth: int) -> str:
+        """`text` translated piece by piece; sentences keep their full stop, and Chinese pieces join the Chinese
+        way (。 with no space, ；)."""
+        pieces = text.split(separator)
+        if separator == ". ":
+            pieces = [piece + "." for piece in pieces[:-1]] + pieces[-1:]
+        translated = [self.translate(piece, depth + 1) if piece else piece for piece in pieces]
+        if separator not in ("; ", ". "):
+            return separator.join(translated)
+        out = translated[0]
+        for piece in translated[1:]:
+            if _CJK_END.search(out):   # a Chinese piece: 。 and ； need no space after them
+                out += ("；" if separator == "; " and not out.endswith(("。", "；")) else "") + piece
+            else:                      # an English piece (a name, a number): as the source joined it
+                out += (" " if separator == ". " else separator) + piece
+        return out
 
 
 CATALOGS: dict[Language, Catalog] = {"zh": Catalog()}
@@ -102,6 +121,10 @@ class SessionLanguages:
         with self._lock:
             return self._languages.get(session or "", "en")
 
+    def known(self, session: str | None) -> bool:
+        with self._lock:
+            return (session or "") in self._languages
+
     def forget(self, session: str | None) -> None:
         with self._lock:
             self._languages.pop(session or "", None)
@@ -125,8 +148,10 @@ def language_from_request(request: Any) -> Language:
 
 
 def language_of(request: Any) -> Language:
-    """The language of the visitor behind `request` (English until the page told the server otherwise)."""
-    return SESSIONS.get(getattr(request, "session_hash", None))
+    """The language of the visitor behind `request`: the one its page opened in, else what the request says
+    (an event that runs as the page opens may come before the page's own language event)."""
+    session = getattr(request, "session_hash", None)
+    return SESSIONS.get(session) if SESSIONS.known(session) else language_from_request(request)
 
 
 def translate(text: Any, language: Language) -> Any:
@@ -139,8 +164,11 @@ def translate(text: Any, language: Language) -> Any:
 # --- what a handler returns -------------------------------------------------------------------------------------
 _TEXT_FIELDS = ("label", "info", "placeholder")
 _HTML_TEXT = re.compile(r">([^<>]+)<")
-# a token's span (atlas-tok: prompt and focus views; atlas-token: token strips), up to its own closing tag
-_TOKEN_SPAN = re.compile(r'<span class="atlas-tok(?:en)?\b[^"]*"[^>]*>(?:[^<]|<(?!/?span)[^>]*>)*</span>', re.DOTALL)
+# the visitor's and the model's own text in HTML, never translated: a token's span (atlas-tok: prompt and focus
+# views; atlas-token: token strips), an answer (atlas-content), the context shown with it (atlas-context)
+_TOKEN_SPAN = re.compile(r'<(span|p|div) class="atlas-(?:tok|token|content|context)\b[^"]*"[^>]*>'
+                         r'(?:[^<]|<(?!/?\1\b)[^>]*>)*</\1>', re.DOTALL)
+_MARKUP = re.compile(r"<[a-zA-Z/!]")
 
 
 def translate_html(markup: str, language: Language) -> str:
@@ -228,7 +256,7 @@ def translate_value(value: Any, language: Language) -> Any:
     if language == "en" or value is None:
         return value
     if isinstance(value, str):
-        return translate_html(value, language) if "<" in value else translate(value, language)
+        return translate_html(value, language) if _MARKUP.search(value) else translate(value, language)
     if hasattr(value, "layout") and hasattr(value, "data"):
         return translate_figure(value, language)
     if isinstance(value, dict) and value.get("__type__") == "update":
@@ -252,10 +280,19 @@ def _translate_choice(choice: Any, language: Language) -> Any:
 
 
 def carries_content(component: Any) -> bool:
-    """Whether a component shows the visitor's or the model's own text (inputs, answers, JSON): never translated."""
-    if isinstance(component, (gr.Textbox, gr.JSON, gr.Label, gr.Code, gr.Number, gr.Slider)):
+    """Whether a component's value is the visitor's or the model's own text (inputs, answers, JSON): its value is
+    never translated (its label and help are)."""
+    if isinstance(component, (gr.Textbox, gr.JSON, gr.Label, gr.Code)):
         return True
-    return str(getattr(component, "elem_id", "") or "").endswith(("-output", "-json"))
+    return str(getattr(component, "elem_id", "") or "").endswith("-json")
+
+
+def _content_update(value: Any, language: Language) -> Any:
+    """A content component's output: an update has its label, info and placeholder translated, its value kept."""
+    if isinstance(value, dict) and value.get("__type__") == "update":
+        return {**translate_value({key: item for key, item in value.items() if key != "value"}, language),
+                **({"value": value["value"]} if "value" in value else {})}
+    return value
 
 
 def translate_outputs(outputs: Any, language: Language, components: list[Any] | None = None) -> Any:
@@ -266,7 +303,9 @@ def translate_outputs(outputs: Any, language: Language, components: list[Any] | 
     components = list(components or [])
 
     def one(component: Any, value: Any) -> Any:
-        return value if component is not None and carries_content(component) else translate_value(value, language)
+        if component is not None and carries_content(component):
+            return _content_update(value, language)
+        return translate_value(value, language)
 
     if isinstance(outputs, dict) and outputs and all(hasattr(key, "_id") for key in outputs):
         return {key: one(key, value) for key, value in outputs.items()}
