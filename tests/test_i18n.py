@@ -58,6 +58,10 @@ def test_token_spans_and_content_components_are_never_translated() -> None:
     assert translate_outputs({answer: "Generate", info: "Generate"}, "zh") == {answer: "Generate", info: "生成"}
     assert translate_outputs(("Generate", "Generate"), "zh", [answer, info]) == ("Generate", "生成")
     assert translate_outputs({"label": "Generate"}, "zh", [gr.JSON()]) == {"label": "Generate"}  # JSON is content
+    with gr.Blocks():
+        side = gr.Radio(["decoder"])
+    update = translate_outputs({side: gr.update(choices=["decoder"], value="decoder", label="Generate")}, "zh")[side]
+    assert update["value"] == "decoder" and update["choices"] == ["decoder"] and update["label"] == "生成"
 
 
 def test_a_wrapped_handler_answers_in_the_visitors_language_errors_too() -> None:

@@ -212,9 +212,10 @@ def translate_figure(figure: Any, language: Language) -> Any:
             axis.title.text = catalog.translate(axis.title.text)
         if axis.ticktext:
             axis.ticktext = [catalog.exact(str(tick)) or _pattern_only(catalog, str(tick)) for tick in axis.ticktext]
-    coloraxis = getattr(layout, "coloraxis", None)
-    if coloraxis is not None and coloraxis.colorbar and coloraxis.colorbar.title and coloraxis.colorbar.title.text:
-        coloraxis.colorbar.title.text = catalog.translate(coloraxis.colorbar.title.text)
+    for name in [key for key in layout.to_plotly_json() if key.startswith("coloraxis")]:   # coloraxis, coloraxis2
+        colorbar = layout[name].colorbar
+        if colorbar and colorbar.title and colorbar.title.text:
+            colorbar.title.text = catalog.translate(colorbar.title.text)
     legend = getattr(layout, "legend", None)
     if legend is not None and legend.title and legend.title.text:
         legend.title.text = catalog.translate(legend.title.text)
@@ -279,16 +280,22 @@ def _translate_choice(choice: Any, language: Language) -> Any:
     return choice
 
 
+# Components whose value is page text (translated); every other component's value is data: the visitor's or the
+# model's own text (text boxes, answers, JSON), or a choice the server checks against its choices (radio, menu,
+# slider): only its label, help, placeholder and choice labels are translated, never its value.
+SHOWN_TEXT = (gr.Markdown, gr.HTML, gr.Plot, gr.Button)
+
+
 def carries_content(component: Any) -> bool:
-    """Whether a component's value is the visitor's or the model's own text (inputs, answers, JSON): its value is
-    never translated (its label and help are)."""
-    if isinstance(component, (gr.Textbox, gr.JSON, gr.Label, gr.Code)):
+    """Whether a component's value is data, not page text (see SHOWN_TEXT)."""
+    if not isinstance(component, SHOWN_TEXT):
         return True
     return str(getattr(component, "elem_id", "") or "").endswith("-json")
 
 
 def _content_update(value: Any, language: Language) -> Any:
-    """A content component's output: an update has its label, info and placeholder translated, its value kept."""
+    """A data component's output: an update has its label, help, placeholder and choice labels translated, its
+    value kept; a bare value is kept."""
     if isinstance(value, dict) and value.get("__type__") == "update":
         return {**translate_value({key: item for key, item in value.items() if key != "value"}, language),
                 **({"value": value["value"]} if "value" in value else {})}
@@ -393,6 +400,11 @@ def component_texts(component: Any, language: Language) -> dict[str, Any] | None
         translated = translate_value(value, language)
         if translated != value:
             changes["value"] = translated
+    headers = getattr(component, "headers", None) if isinstance(component, gr.Dataset) else None
+    if isinstance(headers, list) and headers:   # the examples' column names
+        translated_headers = [translate(header, language) for header in headers]
+        if translated_headers != headers:
+            changes["headers"] = translated_headers
     choices = getattr(component, "choices", None)
     if isinstance(choices, list) and choices:
         translated_choices = [_translate_choice(choice, language) for choice in choices]
