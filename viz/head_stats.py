@@ -17,7 +17,7 @@ from ._common import check_index, per_layer, side_of
 from .labels import escape_text, wrap_lines
 from .layer_view import plot_attention_heads
 from .roles import PROBE_SENTENCE, short_role_grid
-from .style import ATTENTION_CAVEAT, COLOR_SCALE, Theme, base_layout, colorbar
+from .style import ATTENTION_CAVEAT, COLOR_SCALE, WORD_CELLS, Theme, base_layout, colorbar
 
 if TYPE_CHECKING:
     from service.result import AttentionResult
@@ -165,7 +165,7 @@ def plot_statistic_map(values: np.ndarray, statistic: str, *, title: str | None 
     with_roles = roles is not None and len(roles) == num_layers and all(len(row) == num_heads for row in roles)
     fig = go.Figure(go.Heatmap(
         z=values, x=[f"head {h}" for h in range(num_heads)], y=[f"layer {layer}" for layer in range(num_layers)],
-        coloraxis="coloraxis", textfont={"size": 10},
+        coloraxis="coloraxis", textfont={"size": 10}, meta=WORD_CELLS if with_roles else None,
         texttemplate="%{z:.2f} · %{text}" if with_roles else "%{z:.2f}",
         text=[[escape_text(role) for role in row] for row in roles] if with_roles else None,
         hovertemplate="%{y} · %{x}<br>" + escape_text(info.label) + ": %{z:.3f}"

@@ -13,7 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from .labels import escape_text, wrap_lines
-from .style import Theme, base_layout
+from .style import WORD_CELLS, Theme, base_layout
 
 # Okabe–Ito colours (readable by colour-blind users), one per role; "mixed" = no score cleared its threshold.
 ROLE_COLORS = {
@@ -75,7 +75,7 @@ def plot_head_roles(roles: Sequence[Any], *, selected: tuple[int, int] | None = 
         x=[f"head {head}" for head in range(num_heads)], y=[f"layer {layer}" for layer in range(num_layers)],
         text=[[ROLE_SHORT.get(role.role, role.role) for role in row] for row in grid], texttemplate="%{text}",
         textfont={"size": 11},  # no fixed colour: Plotly picks black or white per cell for contrast
-        hovertext=[[role_hover(role) for role in row] for row in grid], hoverinfo="text"))
+        hovertext=[[role_hover(role) for role in row] for row in grid], hoverinfo="text", meta=WORD_CELLS))
     fig.update_xaxes(type="category", side="top", showgrid=False)
     fig.update_yaxes(type="category", autorange="reversed", showgrid=False)
     if selected is not None:

@@ -56,3 +56,8 @@ def colorbar(title: str, theme: Theme) -> dict:
     colors = theme_colors(theme)
     return {"title": {"text": title, "side": "right"}, "thickness": 14, "outlinewidth": 0,
             "tickfont": {"color": colors["font"]}}
+
+
+# A trace's `meta` when its cell texts and hovers are words (role names), not tokens: a translated page may
+# translate them (demos/i18n); every other trace's text is left as it is.
+WORD_CELLS = "atlas:word-cells"

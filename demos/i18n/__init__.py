@@ -28,6 +28,7 @@ from typing import Any, Literal
 import gradio as gr
 
 from demos import VIEW_EVENT
+from viz.style import WORD_CELLS
 
 Language = Literal["en", "zh"]
 _CJK_END = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]$")
@@ -222,6 +223,11 @@ def translate_figure(figure: Any, language: Language) -> Any:
     for trace in figure.data:
         if getattr(trace, "name", None):
             trace.name = catalog.translate(trace.name)
+        if getattr(trace, "meta", None) == WORD_CELLS:   # cells hold words (role names), not tokens
+            for field in ("text", "hovertext"):
+                cells = getattr(trace, field, None)
+                if cells is not None and not isinstance(cells, str):
+                    setattr(trace, field, [[catalog.translate(str(cell)) for cell in row] for row in cells])
         if getattr(trace, "hovertemplate", None):
             trace.hovertemplate = _translate_hover(catalog, trace.hovertemplate)
         colorbar = getattr(trace, "colorbar", None)

@@ -19,6 +19,7 @@ SEGMENTS = {  # service/tasks/* segment names and service/analysis/segments.py c
     "other tokens": "其他词元", "hidden earlier tokens": "被隐藏的更早词元", "demonstrations": "示范样例",
 }
 ROLES = {  # viz/roles.py ROLE_COLORS and ROLE_SHORT
+    "previous": "前一词元头", "last 4 tokens": "最近 4 个词元",
     "induction": "归纳头", "previous-token": "前一词元头", "first-token sink": "首词元汇聚头", "local": "局部头",
     "broad": "广泛关注头", "mixed": "混合头", "previous": "前一词元", "sink": "汇聚",
 }
@@ -244,6 +245,10 @@ _ITEM = "|".join(_flex(re.escape(name)) for name in sorted(SEGMENTS, key=len, re
 _OUTPUT = r"answer|generated|translation|classifier token|label"
 
 PATTERNS: list[tuple[str, str]] = [
+    # the head-roles map's cells and hovers ("layer 3 · head 1: induction", "previous-token: 0.82")
+    (r"(?P<t_where>layer \d+ · head \d+): (?P<t_role>[a-z -]+)", "{t_where}：{t_role}"),
+    (r"(?P<t_score>previous-token|first token|last 4 tokens|induction|local|broad): (?P<v>[\d.]+)",
+     "{t_score}：{v}"),
     # --- numbers, layers, heads (tick labels too: narrow) -------------------------------------------------------
     (r"layer (?P<n>\d+)", "第 {n} 层"),
     (r"head (?P<n>\d+)", "头 {n}"),
