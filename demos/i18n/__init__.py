@@ -62,7 +62,7 @@ class Catalog:
         if stripped.endswith(".") and stripped[:-1] in self.phrases:   # a sentence whose phrase has no full stop
             chinese = self.phrases[stripped[:-1]]
             return text.replace(stripped, chinese + ("" if chinese.endswith(("。", "！", "？")) else "。"))
-        if depth > 6:
+        if depth > 16:   # recursive patterns (lists) go one level per item
             return text
         for pattern, template in self.patterns:
             match = pattern.fullmatch(stripped)
@@ -164,7 +164,7 @@ def translate(text: Any, language: Language) -> Any:
 
 # --- what a handler returns -------------------------------------------------------------------------------------
 _TEXT_FIELDS = ("label", "info", "placeholder")
-_HTML_TEXT = re.compile(r">([^<>]+)<")
+_HTML_TEXT = re.compile(r"(^|>)([^<>]+)(?=<|$)")   # a text node: between tags, or before the first / after the last
 # the visitor's and the model's own text in HTML, never translated: a token's span (atlas-tok: prompt and focus
 # views; atlas-token: token strips), an answer (atlas-content), the context shown with it (atlas-context)
 _TOKEN_SPAN = re.compile(r'<(span|p|div) class="atlas-(?:tok|token|content|context)\b[^"]*"[^>]*>'
@@ -186,10 +186,10 @@ def translate_html(markup: str, language: Language) -> str:
     shielded = _TOKEN_SPAN.sub(keep, markup)
 
     def text_node(match: re.Match[str]) -> str:
-        raw = match.group(1)
+        raw = match.group(2)
         plain = html.unescape(raw)
         translated = catalog.translate(plain)
-        return ">" + (raw if translated == plain else html.escape(translated, quote=False)) + "<"
+        return match.group(1) + (raw if translated == plain else html.escape(translated, quote=False))
 
     translated = _HTML_TEXT.sub(text_node, shielded)
     return re.sub("\x00(\\d+)\x00", lambda match: kept[int(match.group(1))], translated)
@@ -206,7 +206,9 @@ def translate_figure(figure: Any, language: Language) -> Any:
         layout.title.text = catalog.translate(layout.title.text)
     for annotation in layout.annotations or ():
         if annotation.text:
-            annotation.text = catalog.translate(annotation.text)
+            text = catalog.translate(annotation.text)
+            # inline markup (a legend of coloured squares and names): the words between the tags, one by one
+            annotation.text = translate_html(text, language) if "<span" in text else text
     for name in [key for key in layout.to_plotly_json() if key.startswith(("xaxis", "yaxis"))]:
         axis = layout[name]
         if axis.title and axis.title.text:
