@@ -88,6 +88,6 @@ def test_an_empty_store_is_still_the_one_the_tabs_use() -> None:
     store = ResultStore(max_bytes=2**20)
     assert store and store is not DEFAULT_STORE
     demo = app.build_app(ModelService(profile="tiny"), store)
-    handlers = [fn.fn for fn in demo.fns.values() if fn.fn is not None]
+    handlers = [getattr(fn.fn, "__wrapped__", fn.fn) for fn in demo.fns.values() if fn.fn is not None]  # past i18n
     closures = [cell.cell_contents for handler in handlers for cell in (getattr(handler, "__closure__", None) or ())]
     assert store in closures and DEFAULT_STORE not in closures
