@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from service import limits, validation
 from service.errors import InvalidInputError, UnsupportedError
@@ -16,6 +16,9 @@ from service.result import AttentionResult
 from service.tasks.generation import GenerationSettings
 from service.tasks.steps import DEFAULT_TOP_K, MAX_TOP_K
 from service.text import detect_direction
+
+if TYPE_CHECKING:  # service.lesson imports torch: only on first use
+    from service.lesson import LessonData
 
 # task → (method, (required fields, optional fields)) for run_task
 _TASK_FIELDS: dict[str, tuple[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
@@ -164,6 +167,19 @@ class ModelService:
         end = int(validation.check_number(end, "end", start + 1, len(ids), integer=True))
         k = int(validation.check_number(k, "k", 1, MAX_TOP_K, integer=True))
         return self.backend.logit_lens(ids, tokens, start, end, k)
+
+    def lesson(self, text: str) -> LessonData:
+        """The numbers behind the Lesson tab for one short sentence (at most MAX_LESSON_TOKENS tokens of the generation
+        model): three tokenizations, embeddings and their neighbours, each sublayer's change of the residual stream,
+        the next-token logits, and the generation model's and the profile's encoder's attention (service/lesson/)."""
+        from service.lesson import build_lesson
+
+        validation.check_text(text, "text")
+        encoder_key, encoder_decoder_key = self.backend.lesson_companions()
+        generation = self.backend.model(self.backend.generation_key)
+        encoder = self.backend.model(encoder_key) if encoder_key else None
+        encoder_decoder = self.backend.model_name(encoder_decoder_key) if encoder_decoder_key else None
+        return build_lesson(text, generation, encoder, encoder_decoder)
 
     def head_roles(self) -> list[HeadRole]:
         """Every head of the generation model with a role and its probe scores (computed once, then kept)."""

@@ -143,6 +143,18 @@ class Backend:
         with loaded.lock, inference_mode():
             return logit_lens(loaded.model, token_ids, token_text, tokens, start, end, k)
 
+    def lesson_companions(self) -> tuple[str | None, str | None]:
+        """(encoder key, encoder-decoder key) beside the generation model, for the Lesson's comparisons; None where
+        the profile has none. Nothing is loaded. The encoder is an Explain choice other than the generation model
+        (MiniLM), else the sentiment model when the profile runs one of its own (a DistilBERT specialist); the
+        encoder-decoder is the translation model when the profile runs one of its own (specialist translation runs
+        only on Marian, service/tasks/translation.py)."""
+        def own(keys: list[str]) -> str | None:
+            return next((key for key in keys if key != self.generation_key), None)
+
+        encoder = own(list(self.explain_keys.values())) or own(self.task_keys("sentiment"))
+        return encoder, own(self.task_keys("translation"))
+
     # --- Explain ------------------------------------------------------------------------------------
     def explain_model(self, choice: str) -> LoadedModel:
         """The loaded model behind an Explain choice ("default", "minilm", …; checked by the caller)."""
