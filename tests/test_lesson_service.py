@@ -58,8 +58,15 @@ def test_an_empty_text_is_refused_with_what_to_do() -> None:
 
 def test_a_text_past_the_lesson_limit_is_refused_naming_both_numbers() -> None:
     text = " ".join(["word"] * 100)
-    with pytest.raises(InvalidInputError, match=rf"has \d+ tokens; the limit is {MAX_LESSON_TOKENS}"):
+    refusal = rf"one short sentence: yours has \d+ tokens; the limit is {MAX_LESSON_TOKENS}"
+    with pytest.raises(InvalidInputError, match=refusal):
         ModelService(profile="tiny-fewshot").lesson(text)
+
+
+def test_importing_the_lesson_contract_loads_no_torch() -> None:
+    code = "import sys, service.lesson; print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
+    imported = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    assert imported.stdout.strip() == "[]"
 
 
 # --- tokenizers ---------------------------------------------------------------------------------------------------

@@ -12,15 +12,12 @@ from service.attention.capture import eager_attention, inference_mode, stack_att
 from service.attention.tokens import display_tokens
 from service.errors import InvalidInputError
 from service.families import adapter_for
-from service.lesson.data import LessonData, Tokenization
+from service.lesson.data import MAX_LESSON_TOKENS, TOP_NEXT_TOKENS, LessonData, Tokenization
 from service.lesson.embeddings import embedding_geometry
 from service.lesson.residual import residual_pass
 from service.lesson.tokenizers import (SCHEMES, TRAINED_BPE_SOURCE, TRAINED_WORDPIECE_SOURCE, scheme_of, tokenize,
                                        trained_byte_level_bpe, trained_wordpiece, vocabulary_label)
 from service.models.loading import LoadedModel
-
-MAX_LESSON_TOKENS = 64      # tokens of the generation model (its <bos> included): one short sentence
-TOP_NEXT_TOKENS = 20
 
 
 def lesson_token_ids(generation: LoadedModel, text: str) -> list[int]:

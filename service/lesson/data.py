@@ -11,7 +11,9 @@ from typing import Any
 
 import numpy as np
 
-ROUND = 4       # decimals kept by to_json
+ROUND = 4                   # decimals kept by to_json
+MAX_LESSON_TOKENS = 64      # tokens of the generation model (its <bos> included): one short sentence
+TOP_NEXT_TOKENS = 20        # entries of top_next_tokens / top_next_ids
 
 
 @dataclass
@@ -66,8 +68,8 @@ class LessonData:
     neighbours            (T,) lists of 5 (label, cosine): the nearest rows of the embedding table to the token's
                           own row, that row excluded; labels as Tokenization.tokens shows pieces ("▁cat", "<e6 9c>")
     next_token_logits     (V,) the model's logits for the token after the text (last position)
-    top_next_tokens       (20,) labels (as for neighbours) of the highest logits, best first
-    top_next_ids          (20,)
+    top_next_tokens       (TOP_NEXT_TOKENS,) labels (as for neighbours) of the highest logits, best first
+    top_next_ids          (TOP_NEXT_TOKENS,)
     attention_change      (L,) per layer, mean over tokens of ||h_mid − h_in|| / ||h_in||: how much the attention
                           sublayer changes the residual stream (h_mid: right after attention's residual add, the
                           family's adapter.after_attention_tap)
