@@ -15,7 +15,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is i
 
 import gradio as gr  # noqa: E402
 
-from demos import generation, links, qa, sentiment, translation  # noqa: E402
+from demos import generation, lesson, links, qa, sentiment, translation  # noqa: E402
 from demos.access import AUTH_FILE_ENV, LOGIN_MESSAGE, AuthFileError, LoginGuard, open_door_warning  # noqa: E402
 from demos.access import read_auth_file, readable_by_others  # noqa: E402
 from demos.export import install_export_route  # noqa: E402
@@ -29,7 +29,8 @@ from service import limits  # noqa: E402
 
 TITLE = "Attention Atlas"
 QUEUE_MAX_SIZE = 32          # waiting requests beyond this are refused (HTTP 503) instead of piling up
-MAX_THREADS = 8              # worker threads for handlers; model events share a concurrency limit of 1 anyway
+MAX_THREADS = 24             # worker threads for handlers: Sentiment's batched group (16, demos/__init__.py), the
+                             # model group (1), redraws (4), and room for the light events
 # Gradio keeps each browser session's component updates (whole figures) in memory; by default for 10,000 sessions.
 # 64 recent sessions cover a classroom twice over; an older session's panel says "run again" (as the result store does).
 SESSION_CAPACITY = 64
@@ -76,6 +77,8 @@ def build_app(service: Any, store: ResultStore | None = None) -> gr.Blocks:
                 with gr.Tab("Explain", id="explain", elem_id="tab-explain"):
                     explain.build_tab(service)
                     links.build_copy_link(demo, "explain")
+            with gr.Tab("Lesson", id=lesson.TASK, elem_id="tab-lesson"):
+                lesson.build_tab(service, store)
         build_insight_api(service)
         links.install_link_loader(demo, tabs, link_notice)  # a shared link reopens its tab, inputs and view
         # A closed browser tab frees its kept results at once instead of waiting for them to expire.

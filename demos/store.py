@@ -23,7 +23,10 @@ DEFAULT_TTL_SECONDS = 30 * 60.0
 
 
 def result_bytes(result: Any) -> int:
-    """Bytes held by the numpy arrays of a result (attention dominates everything else)."""
+    """Bytes held by the numpy arrays of a result (attention dominates everything else); an object that keeps
+    several results says itself (`kept_bytes()`, e.g. the Lesson tab's run)."""
+    if callable(getattr(result, "kept_bytes", None)):
+        return int(result.kept_bytes())
     total = 0
     for name in ("encoder_attention", "decoder_attention", "cross_attention"):
         array = getattr(result, name, None)

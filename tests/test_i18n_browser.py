@@ -18,7 +18,7 @@ ALLOWED = {"gemma", "google", "minilm", "bert", "gpt", "marian", "bertviz", "rop
            "html", "png", "svg", "api", "cpu", "gpu", "cuda", "plotly", "gradio", "sentencepiece", "wordpiece",
            "bpe", "mlp", "rmsnorm", "layernorm", "relu", "gelu", "tanh", "eos", "bos", "cls", "sep", "pad", "unk",
            "atlas", "transformer", "distilbert", "opus", "helsinki", "sdpa", "eager", "fp32", "bf16", "float32",
-           "abnar", "zuidema", "zhao", "utf", "url", "gguf", "safetensors", "gqa", "log"}
+           "abnar", "zuidema", "zhao", "utf", "url", "gguf", "safetensors", "gqa", "log", "exp"}
 WORD = re.compile(r"[A-Za-z][A-Za-z'-]{2,}")
 QUOTED = re.compile(r"“[^”]*”|\"[^\"]*\"|`[^`]*`|‘[^’]*’|Attention Atlas|[\w.-]+/[\w.-]+")  # quotes, names, paths
 TABS = [  # (tab name in Chinese, prefix, input fields, run button)

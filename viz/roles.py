@@ -57,9 +57,10 @@ def role_hover(role: Any) -> str:
 
 
 def plot_head_roles(roles: Sequence[Any], *, selected: tuple[int, int] | None = None, model_name: str = "",
-                    theme: Theme = "light") -> go.Figure:
+                    theme: Theme = "light", slider_hint: bool = True) -> go.Figure:
     """Layer × head map of roles: one colour per role (legend above), the role written in each cell, the scores on
-    hover; `selected` (layer, head) is outlined."""
+    hover; `selected` (layer, head) is outlined. slider_hint: say how the attention panel's sliders pick a head
+    (off where there are none, as in the Lesson tab)."""
     grid = role_grid(roles)
     names = list(ROLE_COLORS)
     num_layers, num_heads = len(grid), len(grid[0])
@@ -90,7 +91,7 @@ def plot_head_roles(roles: Sequence[Any], *, selected: tuple[int, int] | None = 
     sentence = "<br>".join(escape_text(line) for line in wrap_lines(PROBE_SENTENCE, 130))
     note = ("Pick a head with the Layer and Head sliders (outlined), then “Open this head's heatmap” to see what it "
             "does on your text.")
-    caption = f"{legend}<br>{sentence}<br>{escape_text(note)}"
+    caption = f"{legend}<br>{sentence}" + (f"<br>{escape_text(note)}" if slider_hint else "")
     title = f"{model_name + ' · ' if model_name else ''}head roles ({summary})"
     return base_layout(fig, escape_text(title), theme, 120 + max(200, 30 * num_layers), caption=caption)
 

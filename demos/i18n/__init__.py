@@ -98,7 +98,7 @@ CATALOGS: dict[Language, Catalog] = {"zh": Catalog()}
 
 def load_catalogs() -> None:
     """The catalog modules add themselves (demos/i18n/zh_*.py)."""
-    from demos.i18n import zh_ui, zh_views  # noqa: F401
+    from demos.i18n import zh_lesson, zh_ui, zh_views  # noqa: F401
 
 
 class SessionLanguages:
