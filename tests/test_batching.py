@@ -91,6 +91,34 @@ def test_the_batched_forward_gives_each_prompt_its_own_scores_and_attention(fews
             assert (layer_alone - layer_batched).abs().max() < 1e-5
 
 
+@pytest.mark.parametrize("labels", [lm_calls.SENTIMENT_LABELS, ("very good indeed", "bad")])
+def test_label_scores_equal_one_plain_forward_per_label(fewshot: ModelService, labels: tuple[str, ...]) -> None:
+    """Only the positions that predict a label token go through the output layer (LabelTree.scoring_positions):
+    each label's score is still its mean log-probability from a plain forward over prompt + " label", alone and
+    batched, for one-token and several-token labels."""
+    loaded = fewshot.backend.model("fewshot")
+    model, tokenizer = loaded.model, loaded.tokenizer
+    prefix = prompts.SENTIMENT_INSTRUCTION
+    prompts_ = [f"{prefix}Review: {review}\nSentiment:" for review in REVIEWS[:3]]
+    if labels != lm_calls.SENTIMENT_LABELS:                 # the case with several predicting positions per label
+        assert any(len(tokenizer(" " + label, add_special_tokens=False).input_ids) > 1 for label in labels)
+    jobs = [lm_calls.LabelJob(model, tokenizer, prompt, labels, False, prefix) for prompt in prompts_]
+    with loaded.lock, torch.inference_mode():
+        batched = lm_calls.score_label_jobs(jobs)
+        for prompt, scores in zip(prompts_, batched):
+            prompt_ids = tokenizer(prompt).input_ids
+            expected = []
+            for label in labels:
+                label_ids = tokenizer(" " + label, add_special_tokens=False).input_ids
+                logits = model(input_ids=torch.tensor([prompt_ids + label_ids])).logits[0]  # (P + L, vocab)
+                logprobs = torch.log_softmax(logits.float(), dim=-1)
+                predicted = [logprobs[len(prompt_ids) - 1 + offset, token] for offset, token in enumerate(label_ids)]
+                expected.append(sum(predicted) / len(label_ids))
+            assert torch.allclose(scores.logprobs, torch.stack(expected), atol=1e-5)
+            alone = lm_calls.score_labels(model, tokenizer, prompt, labels, False, prefix)
+            assert torch.allclose(alone.logprobs, scores.logprobs, atol=1e-5)
+
+
 def test_a_few_shot_and_a_zero_shot_request_batch_apart(fewshot: ModelService) -> None:
     fewshot.classify("warm up", zero_shot=True)
     alone = [fewshot.classify(REVIEWS[0]), fewshot.classify(REVIEWS[1], zero_shot=True)]

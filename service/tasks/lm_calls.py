@@ -129,12 +129,18 @@ class LabelTree:
 
     @property
     def first_logit(self) -> int:
-        """Logits from here on: the prompt's last position, then the branches."""
+        """The prompt's last position: its logits predict every label's first token."""
         return len(self.prompt_ids) - 1
 
     @property
-    def kept_logits(self) -> int:
-        return len(self.sequence) - self.first_logit
+    def scoring_positions(self) -> list[int]:
+        """Positions in `sequence` whose logits predict a label token (sorted, each once): the prompt's last, then
+        each label's tokens but its last. Only these go through the (vocab-wide) output layer: for one-token labels
+        that is one row, not 1 + labels."""
+        positions = {self.first_logit}
+        for ids, start in zip(self.label_ids, self.label_starts):
+            positions.update(start + offset for offset in range(len(ids) - 1))
+        return sorted(positions)
 
 
 def label_tree(tokenizer: Any, prompt: str, labels: tuple[str, ...]) -> LabelTree:
@@ -187,7 +193,7 @@ def _score_tree(model: Any, tree: LabelTree, prefix: Prefix | None, capture_atte
             attention_mask=_mask_rows(model, masks, start),
             cache=prefix.fresh_cache() if prefix is not None else None,
             use_cache=prefix is not None, output_attentions=capture_attention,
-            logits_to_keep=tree.kept_logits,
+            logits_to_keep=torch.tensor([position - start for position in tree.scoring_positions], device=device),
         )
         attentions = output.attentions if capture_attention else None
         if attentions is not None and prefix is not None:
@@ -197,12 +203,14 @@ def _score_tree(model: Any, tree: LabelTree, prefix: Prefix | None, capture_atte
 
 
 def _label_logprobs(logits: torch.Tensor, tree: LabelTree) -> torch.Tensor:
-    """(labels,) mean log-probability of each label's tokens, from the (kept_logits, vocab) logits of its tree."""
-    logprobs_at = torch.log_softmax(logits.float(), dim=-1)                            # (Q - P + 1, vocab)
+    """(labels,) mean log-probability of each label's tokens, from the logits at its tree's scoring_positions."""
+    logprobs_at = torch.log_softmax(logits.float(), dim=-1)                            # (scoring positions, vocab)
+    row_of = {position: row for row, position in enumerate(tree.scoring_positions)}
     scores = []
     for ids, start in zip(tree.label_ids, tree.label_starts):
-        rows = [0] + [start + offset - tree.first_logit for offset in range(len(ids) - 1)]  # who predicts each
-        scores.append(sum(logprobs_at[row, token] for row, token in zip(rows, ids)) / len(ids))
+        predictors = [tree.first_logit] + [start + offset for offset in range(len(ids) - 1)]  # who predicts each
+        scores.append(sum(logprobs_at[row_of[position], token] for position, token in zip(predictors, ids))
+                      / len(ids))
     return torch.stack(scores)
 
 
@@ -298,20 +306,22 @@ def score_trees_together(model: Any, trees: list[LabelTree], prefix: Prefix,
 
     Each request's own tokens (its query and the label branches: n = Q - p) are right-aligned in a block of the
     longest one's width W, pads first; its mask rows are the ones it would have alone, at those columns, every pad
-    blocked, so its rows compute what they would alone. Right-aligned, every tree's kept logits are the block's last
-    ones (same labels: same count), and its attention rows are cut back to (n, cached + n) before the prefix block
-    joins them.
+    blocked, so its rows compute what they would alone. Only each tree's scoring positions (same labels: same
+    count) go through the output layer, and its attention rows are cut back to (n, cached + n) before the prefix
+    block joins them.
     """
     device = model.device
     start = len(prefix.ids)
     blocks = [len(tree.sequence) - start for tree in trees]                           # n per request
     width = max(blocks)                                                                # W
-    kept_logits = trees[0].kept_logits
-    if any(tree.kept_logits != kept_logits or tree.prompt_ids[:start] != prefix.ids for tree in trees):
+    scoring = len(trees[0].scoring_positions)
+    if any(len(tree.scoring_positions) != scoring or tree.prompt_ids[:start] != prefix.ids for tree in trees):
         raise ValueError("trees scored together need the same labels and the cached prefix")
     pad = 0                                                                            # any id: pads are masked
     input_ids = torch.full((len(trees), width), pad, dtype=torch.long, device=device)  # (batch, W)
     position_ids = torch.full((len(trees), width), start, dtype=torch.long, device=device)  # (batch, W)
+    scoring_columns = torch.tensor([[width - own + position - start for position in tree.scoring_positions]
+                                    for tree, own in zip(trees, blocks)], device=device)  # (batch, scoring)
     row_masks = []
     for row, (tree, own) in enumerate(zip(trees, blocks)):
         input_ids[row, width - own:] = torch.tensor(tree.sequence[start:], device=device)
@@ -322,7 +332,7 @@ def score_trees_together(model: Any, trees: list[LabelTree], prefix: Prefix,
     with torch.inference_mode():
         output = model(
             input_ids=input_ids, position_ids=position_ids, attention_mask=_right_aligned(row_masks, blocks, width),
-            cache=cache, use_cache=True, output_attentions=capture_attention, logits_to_keep=kept_logits,
+            cache=cache, use_cache=True, output_attentions=capture_attention, logits_to_keep=scoring_columns,
         )
         results = []
         for row, (tree, own) in enumerate(zip(trees, blocks)):
@@ -330,7 +340,7 @@ def score_trees_together(model: Any, trees: list[LabelTree], prefix: Prefix,
             if capture_attention:
                 attentions = prefix.full_attention([_own_rows(layer, row, own, width)
                                                     for layer in output.attentions])   # per layer (1, head, Q, Q)
-            logprobs = _label_logprobs(output.logits[row], tree)                       # logits: (batch, kept, vocab)
+            logprobs = _label_logprobs(output.logits[row], tree)                  # logits: (batch, scoring, vocab)
             results.append(LabelScores(logprobs.cpu(), tree.prompt_ids, tree.label_ids, tree.label_starts,
                                        attentions))
     return results
