@@ -18,9 +18,12 @@ MODEL_CONCURRENCY_ID = "model"
 MODEL_CONCURRENCY_LIMIT = 1
 # Except Sentiment: requests waiting together share one forward (service/backends/batching.py), so they must be able
 # to wait together. The model's lock still runs one model call at a time; Gradio's worker slots (app.MAX_THREADS)
-# bound how many are in flight, and this leaves two of them to the other events.
+# bound how many are in flight (24: 16 here, the rest for the other groups). 16 = the batcher's largest batch
+# (service/backends/batching.py: DEFAULT_MAX_BATCH): only requests in this group can meet in a batch, and on 2 CPU
+# cores the forward of 16 costs ~47 ms a request against ~64 ms for 6 (the vocabulary-wide output layer reads its
+# 670 MB of weights once per forward, whatever the batch).
 BATCHED_CONCURRENCY_ID = "model-batched"
-BATCHED_CONCURRENCY_LIMIT = 6
+BATCHED_CONCURRENCY_LIMIT = 16
 MODEL_CONCURRENCY_IDS = (MODEL_CONCURRENCY_ID, BATCHED_CONCURRENCY_ID)   # every group whose events run a model
 # Redraws only read a kept result and build a figure: they must not wait behind a model run.
 VIEW_CONCURRENCY_ID = "view"
