@@ -79,6 +79,7 @@ def build_app(service: Any, store: ResultStore | None = None) -> gr.Blocks:
                     links.build_copy_link(demo, "explain")
             with gr.Tab("Lesson", id=lesson.TASK, elem_id="tab-lesson"):
                 lesson.build_tab(service, store)
+                links.build_copy_link(demo, lesson.TASK)
         build_insight_api(service)
         links.install_link_loader(demo, tabs, link_notice)  # a shared link reopens its tab, inputs and view
         # A closed browser tab frees its kept results at once instead of waiting for them to expire.

@@ -22,7 +22,7 @@ from demos import MODEL_EVENT, VIEW_EVENT, load_model, run_alone, session_id, us
 from demos.i18n import language_of, translate
 from demos.lesson_text import (EXPIRED, GENERATION_STEP_LABEL, INTRO, NEXT, NOT_STARTED, PICK_FIRST, PREVIOUS,
                                REVEAL, RIGHT, RUN_FIRST, RUN_STEP, SENTENCE_LABEL, START, STEP_LABEL, STEPS,
-                               TEMPERATURE_LABEL, WRONG, YOUR_GUESS, Said, step_title)
+                               TEMPERATURE_LABEL, WRONG, YOUR_GUESS, Said, plain, step_markdown, step_title)
 from demos.shots import comparison_html
 from demos.store import DEFAULT_STORE, ResultStore
 from service import limits
@@ -140,12 +140,12 @@ def step_view(run: LessonRun | None, step: int, language: str, temperature: floa
               generation_step: int = 0) -> StepView:
     """What step `step` (0–8) shows for `run` (None: the lesson has not started)."""
     spec = STEPS[step]
-    view = StepView(prose=f"### {step_title(step, language)}\n\n{spec.prose.in_language(language)}",
+    view = StepView(prose=step_markdown(step, language),
                     question=spec.question.in_language(language),
                     choices=[(label.in_language(language), value) for value, label in spec.choices])
     view.run_button = spec.key in ("fewshot", "generation")
     if run is None:
-        view.html = f"<p>{html.escape(strip_markdown(NOT_STARTED.in_language(language)))}</p>"
+        view.html = f"<p>{html.escape(plain(NOT_STARTED.in_language(language)))}</p>"
         return view
     lesson = run.lesson
     if spec.key == "tokens":
@@ -187,10 +187,6 @@ def step_view(run: LessonRun | None, step: int, language: str, temperature: floa
         view.html = (f'<p>{html.escape(run.text)}<span class="atlas-content" style="background:#fde68a">'
                      f'{html.escape(continuation)}</span></p>')
     return view
-
-
-def strip_markdown(text: str) -> str:
-    return text.replace("**", "")
 
 
 def _special(lesson: Any) -> list[bool] | None:

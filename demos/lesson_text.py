@@ -230,6 +230,16 @@ def step_title(index: int, language: str = "en") -> str:
     return f"{index + 1} · {STEPS[index].title.in_language(language)}"
 
 
+def step_markdown(index: int, language: str = "en") -> str:
+    """A step's heading and prose, as the tab shows them."""
+    return f"### {step_title(index, language)}\n\n{STEPS[index].prose.in_language(language)}"
+
+
+def plain(text: str) -> str:
+    """Markdown's bold marks removed, for a sentence shown inside HTML."""
+    return text.replace("**", "")
+
+
 def all_said() -> list[Said]:
     """Every fixed text of the lesson (for the Chinese catalog)."""
     texts = [INTRO, START, REVEAL, PREVIOUS, NEXT, RUN_STEP, SENTENCE_LABEL, STEP_LABEL, YOUR_GUESS,

@@ -1,9 +1,9 @@
 """Shareable links: the one place that knows the link format, reads it when a page opens and builds it again.
 
 A link is the page's address plus a query: `?tab=translate&text=Hello&direction=en-zh&view=heads&layer=3&head=1`.
-  tab        generate | ask | translate | sentiment | explain (default generate)
+  tab        generate | ask | translate | sentiment | explain | lesson (default generate)
   inputs     per tab: generate `prompt`; ask `context`, `question`; translate `text`, `direction` (auto | en-zh |
-             zh-en); sentiment `text`; explain `text`
+             zh-en); sentiment `text`; explain `text`; lesson `text` (the class's sentence; it starts the lesson)
   view       a key of demos.attention_panel.VIEWS (not for explain)
   layer      a whole number; for explain, its own layer slider; else the attention panel's
   head       the same, for the head
@@ -71,7 +71,7 @@ class LinkTab:
         """{view/layer/head: elem_id} of the controls a link sets on this tab."""
         if self.panel is not None:
             return {VIEW: f"{self.panel}-view", LAYER: f"{self.panel}-layer", HEAD: f"{self.panel}-head"}
-        return {LAYER: self.layer, HEAD: self.head}
+        return {param: elem_id for param, elem_id in ((LAYER, self.layer), (HEAD, self.head)) if elem_id}
 
     def params(self) -> list[str]:
         """The link's parameters for this tab, in the order a built link lists them."""
@@ -88,6 +88,7 @@ TABS: tuple[LinkTab, ...] = (
     LinkTab("sentiment", "sentiment", "sent-run", (LinkInput("text", "sent-text"),), panel="sent"),
     LinkTab("explain", "explain", "explain-run", (LinkInput("text", "explain-text"),), panel=None,
             layer="explain-layer", head="explain-head"),
+    LinkTab("lesson", "lesson", "lesson-start", (LinkInput("text", "lesson-text"),), panel=None),
 )
 TABS_BY_NAME = {tab.name: tab for tab in TABS}
 TABS_BY_TASK = {tab.task: tab for tab in TABS}
@@ -166,7 +167,7 @@ def parse_link(query: Mapping[str, Any] | None, tabs: set[str] | frozenset[str] 
     for param in (LAYER, HEAD):
         value = _text(query.get(param))
         indexes[param] = None
-        if value is None:
+        if value is None or param not in controls:
             continue
         if INDEX_PATTERN.fullmatch(value.strip()) and int(value) <= MAX_INDEX:
             indexes[param] = int(value)
@@ -268,7 +269,7 @@ def link_updates(link: Link, components: dict[str, Any], tabs: gr.Tabs, notice: 
         # every view, so the menu accepts the link's; the run then offers those that apply to its result
         updates[components[VIEW]] = gr.update(choices=[(view.label, view.key) for view in VIEWS], value=link.view)
     for param, value in ((LAYER, link.layer), (HEAD, link.head)):
-        if value is None:
+        if value is None or param not in components:
             continue
         slider = components[param]
         if spec.panel is not None:  # the panel's slider spans the result after the run (and clamps the value)

@@ -55,10 +55,10 @@ def tiny_demo() -> gr.Blocks:
     return app.configure_queue(app.build_app(ModelService(profile="tiny"), ResultStore()))
 
 
-def test_tabs_are_the_four_tasks_plus_explain(tiny_demo: gr.Blocks) -> None:
+def test_tabs_are_the_four_tasks_plus_explain_and_the_lesson(tiny_demo: gr.Blocks) -> None:
     tabs = [block.label for block in tiny_demo.blocks.values() if isinstance(block, gr.Tab)]
     assert tabs[:4] == ["Generate", "Ask", "Translate", "Sentiment"]
-    assert set(tabs) <= {"Generate", "Ask", "Translate", "Sentiment", "Explain"}
+    assert set(tabs) <= {"Generate", "Ask", "Translate", "Sentiment", "Explain", "Lesson"}
 
 
 def test_only_task_events_are_public_and_they_share_one_model_slot(tiny_demo: gr.Blocks) -> None:

@@ -15,7 +15,7 @@ load_catalogs()
 
 # Names and code that stay as they are in the Chinese texts.
 ALLOWED = {
-    "Attention", "Atlas", "Gemma", "MiniLM", "BERT", "bertviz", "RoPE", "JSON", "HTML", "PNG", "SVG", "GQA",
+    "Attention", "Atlas", "Gemma", "MiniLM", "BERT", "bertviz", "RoPE", "JSON", "HTML", "PNG", "SVG", "GQA", "SentencePiece", "WordPiece", "BPE", "exp",
     "Logit", "logit", "Rollout", "Temperature", "Top", "top", "nucleus", "English", "Language", "Transformer",
     "GGUF", "safetensors", "CPU", "Marian", "DistilBERT", "GPT", "LayerNorm", "RMSNorm", "MLP", "Hugging", "Face", "HF_HUB_OFFLINE", "PyTorch", "CUDA", "GPU", "NVIDIA", "torch",
     "cpu", "device", "profile", "hub", "embedded", "pip", "install", "requirements", "txt", "cos", "sin",

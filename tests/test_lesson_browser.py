@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
@@ -76,12 +77,11 @@ def test_lesson_walks_all_nine_steps_in_chinese(browser: Any, embedded_app: Any)
 def test_lesson_in_english_reveals_answers_measured_on_the_sentence(browser: Any, embedded_app: Any) -> None:
     context = browser.new_context(viewport={"width": 1280, "height": 1100})
     page = context.new_page()
-    page.goto(f"{embedded_app.url}?lang=en", timeout=60_000)
-    page.wait_for_selector("#gen-run", timeout=60_000)
-    page.get_by_role("tab", name="Lesson", exact=True).click()
-    page.locator("#lesson-text textarea").fill("The cat sat on the mat because the cat was tired.")
-    page.click("#lesson-start")
+    # a shared link opens the Lesson tab on its sentence and starts the lesson
+    sentence = "The cat sat on the mat because the cat was tired."
+    page.goto(f"{embedded_app.url}?lang=en&" + urlencode({"tab": "lesson", "text": sentence}), timeout=60_000)
     page.wait_for_selector("#lesson-html .atlas-lesson-tokens", timeout=RUN_MS)
+    assert page.locator("#lesson-text textarea").input_value() == sentence
     answers = _walk(page, "Run the model for this step")
     assert "Token counts:" in answers[0]
     assert "cosine 1.000" in answers[1]           # "cat" twice: the same row of the table, the same vector

@@ -111,3 +111,12 @@ def test_softmax_with_temperature_keeps_the_order_and_sums_to_one() -> None:
         assert weights.sum() == pytest.approx(1.0) and weights[2] == 0.0
         assert list(np.argsort(-weights[[0, 1, 3]])) == [0, 1, 2]
     assert softmax_with_temperature(scores, 0.5)[0] > softmax_with_temperature(scores, 1.0)[0]
+
+
+def test_a_link_opens_the_lesson_on_its_sentence_and_starts_it() -> None:
+    from demos.links import parse_link
+
+    link = parse_link({"tab": "lesson", "text": "机器学习正在改变世界。", "layer": "3"})
+    assert link.tab == "lesson" and link.inputs == {"text": "机器学习正在改变世界。"} and link.runs
+    assert link.layer is None and not link.problems           # the lesson has no layer control: ignored
+    assert parse_link({"tab": "lesson", "text": "x" * 5000}).problems  # too long: a message, the default stands

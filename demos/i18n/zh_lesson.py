@@ -5,7 +5,7 @@ model names (kept as they are)."""
 from __future__ import annotations
 
 from demos.i18n import CATALOGS
-from demos.lesson_text import STEPS, all_said, step_title
+from demos.lesson_text import NOT_STARTED, STEPS, all_said, plain, step_markdown, step_title
 from viz.lesson import SCHEME_MARKERS
 
 SCHEME_MARKERS_ZH = {
@@ -17,6 +17,8 @@ SCHEME_MARKERS_ZH = {
 PHRASES: dict[str, str] = {
     **{said.en: said.zh for said in all_said()},
     **{step_title(index): step_title(index, "zh") for index in range(len(STEPS))},
+    **{step_markdown(index): step_markdown(index, "zh") for index in range(len(STEPS))},
+    plain(NOT_STARTED.en): plain(NOT_STARTED.zh),
     **{SCHEME_MARKERS[scheme]: chinese for scheme, chinese in SCHEME_MARKERS_ZH.items()},
     "Lesson": "课程",
     "byte-level BPE (GPT-2 style)": "字节级 BPE（GPT-2 式）",
