@@ -184,8 +184,8 @@ def step_view(run: LessonRun | None, step: int, language: str, temperature: floa
             view.figure = plot_step_candidates(run.generated, min(generation_step, view.generation_steps - 1))
         view.second_figure = plot_logit_lens(run.lens, title=f"{lesson.model_name} · logit lens")
         continuation = str(run.generated.prediction.get("text", ""))
-        view.html = (f'<p>{html.escape(run.text)}<span class="atlas-content" style="background:#fde68a">'
-                     f'{html.escape(continuation)}</span></p>')
+        view.html = (f'<p style="white-space:pre-wrap">{html.escape(run.text)}<span class="atlas-content" '
+                     f'style="background:#fde68a">{html.escape(continuation)}</span></p>')
     return view
 
 

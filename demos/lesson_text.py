@@ -187,8 +187,8 @@ STEPS: tuple[Step, ...] = (
              "写作时，模型给词表中的每个条目打分，挑出一个（贪心解码：取最高分），把它接到输入后面，再运行一次。按下按钮："
              "模型续写你的句子；拖动步骤滑块，看看每一步它权衡过哪些候选词元。**logit 透镜**把每一层之后的残差流当作"
              "最后一层来解码：它显示最终的预测在多深的地方出现。"),
-        Said("Predict: after which part of the model does the logit lens first show the model's final next token?",
-             "先猜一猜：logit 透镜最早在模型的哪一部分之后显示出最终的下一个词元？"),
+        Said("Predict: from which part of the model on does the logit lens keep showing the model's final next token?",
+             "先猜一猜：logit 透镜从模型的哪一部分开始，一直显示模型最终的下一个词元？"),
         (("early", Said("the first third of the layers", "前三分之一的层")),
          ("middle", Said("the middle third", "中间三分之一")),
          ("late", Said("the last third", "最后三分之一"))),
