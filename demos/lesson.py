@@ -27,6 +27,7 @@ from demos.shots import comparison_html
 from demos.store import DEFAULT_STORE, ResultStore
 from service import limits
 from service.validation import check_text
+from viz.cross_view import plot_cross_attention
 from viz.focus import plot_shot_comparison
 from viz.layer_view import plot_attention_heads
 from viz.lens import plot_logit_lens
@@ -60,13 +61,14 @@ class LessonRun:
     zero_shot: Any | None = None     #         and without
     generated: Any | None = None     # step 9: AttentionResult of the continuation
     lens: Any | None = None          #         the logit lens of the sentence
+    translated: Any | None = None    # step 7: the encoder-decoder's translation (profiles that have one, e.g. Marian)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def kept_bytes(self) -> int:
         """Bytes of the arrays kept (the result store's budget counts them)."""
         arrays = [self.lesson.decoder_attention, getattr(self.lesson, "encoder_attention", None),
                   self.lesson.next_token_logits]
-        for result in (self.few_shot, self.zero_shot, self.generated):
+        for result in (self.few_shot, self.zero_shot, self.generated, self.translated):
             if result is not None:
                 arrays += [result.decoder_attention, result.encoder_attention, result.cross_attention]
         return sum(int(getattr(array, "nbytes", 0)) for array in arrays if array is not None)
@@ -82,7 +84,11 @@ def start_lesson(service: Any, store: ResultStore, text: Any, request: gr.Reques
         roles = service.head_roles()
         layer = most_varied_layer(roles, lesson.num_layers)
         explain = service.explain(text, layer, 0, -1)
-    run = LessonRun(text=text, lesson=lesson, explain=explain, roles=roles, layer=layer)
+        translated = None
+        if lesson.encoder_decoder_model:   # real cross-attention for step 7
+            load_model(service, "translation", progress)
+            translated = service.translate(text)
+    run = LessonRun(text=text, lesson=lesson, explain=explain, roles=roles, layer=layer, translated=translated)
     store.put(session_id(request), STORE_KEY, run)
     return run
 
@@ -129,6 +135,7 @@ class StepView:
     html: str = ""
     figure: Any = None
     second_figure: Any = None
+    third_figure: Any = None
     temperature: bool = False
     generation_steps: int = 0        # > 0: the generation slider shows, 0 … this − 1
     run_button: bool = False
@@ -175,6 +182,15 @@ def step_view(run: LessonRun | None, step: int, language: str, temperature: floa
         view.figure = plot_sublayer_changes(lesson.attention_change, lesson.ffn_change, model_name=lesson.model_name)
     elif spec.key == "architectures":
         view.figure, view.second_figure, view.html = _architecture_views(lesson, language)
+        if run.translated is not None and run.translated.cross_attention is not None:
+            view.third_figure = plot_cross_attention(run.translated)
+            translation = str(run.translated.prediction.get("translation", ""))
+            said = Said(f"Encoder-decoder: {run.translated.model_name} translated your sentence as “{translation}”. "
+                        "The third heatmap is its real cross-attention: each translated token (row) looking at "
+                        "the encoder's tokens of your sentence (columns), mean over layers and heads.",
+                        f"编码器-解码器：{run.translated.model_name} 把你的句子译成“{translation}”。第三张热力图是它真实"
+                        "的交叉注意力：每个译出的词元（行）看向编码器中你句子的词元（列），对所有层和头取平均。")
+            view.html = f"<p>{html.escape(said.in_language(language))}</p>"
     elif spec.key == "fewshot" and run.few_shot is not None:
         view.figure = plot_shot_comparison(run.few_shot, run.zero_shot)
         view.html = comparison_html("translation", run.few_shot, run.zero_shot)
@@ -423,6 +439,7 @@ def build_tab(service: Any, store: ResultStore | None = None) -> None:
     shown_html = gr.HTML(first.html, elem_id="lesson-html")
     figure = gr.Plot(visible=False, show_label=False, elem_id="lesson-figure")
     second_figure = gr.Plot(visible=False, show_label=False, elem_id="lesson-second-figure")
+    third_figure = gr.Plot(visible=False, show_label=False, elem_id="lesson-third-figure")
     with gr.Group():
         guess = gr.Radio([], label=first.question, info=YOUR_GUESS.en, elem_id="lesson-guess")
         reveal_button = gr.Button(REVEAL.en, elem_id="lesson-reveal")
@@ -430,7 +447,8 @@ def build_tab(service: Any, store: ResultStore | None = None) -> None:
     with gr.Row():
         previous = gr.Button(PREVIOUS.en, elem_id="lesson-previous")
         following = gr.Button(NEXT.en, elem_id="lesson-next")
-    step_outputs = [prose, shown_html, figure, second_figure, temperature, generation_step, run_model, guess, answer]
+    step_outputs = [prose, shown_html, figure, second_figure, third_figure, temperature, generation_step, run_model,
+                    guess, answer]
 
     def updates(view: StepView, keep_sliders: bool = False) -> list[Any]:
         slider = (gr.update(visible=view.temperature) if keep_sliders else
@@ -440,6 +458,7 @@ def build_tab(service: Any, store: ResultStore | None = None) -> None:
         return [view.prose, view.html,
                 gr.update(value=view.figure, visible=view.figure is not None),
                 gr.update(value=view.second_figure, visible=view.second_figure is not None),
+                gr.update(value=view.third_figure, visible=view.third_figure is not None),
                 slider, steps, gr.update(visible=view.run_button),
                 gr.update(choices=view.choices, value=None, label=view.question), ""]
 

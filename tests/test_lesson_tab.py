@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from demos import lesson
+from demos.lesson import STEP_KEYS
 from demos.lesson_text import STEPS
 from demos.store import ResultStore, result_bytes
 
@@ -120,3 +121,13 @@ def test_a_link_opens_the_lesson_on_its_sentence_and_starts_it() -> None:
     assert link.tab == "lesson" and link.inputs == {"text": "机器学习正在改变世界。"} and link.runs
     assert link.layer is None and not link.problems           # the lesson has no layer control: ignored
     assert parse_link({"tab": "lesson", "text": "x" * 5000}).problems  # too long: a message, the default stands
+
+
+def test_a_profile_with_an_encoder_decoder_shows_its_real_cross_attention() -> None:
+    from service import ModelService
+
+    tiny = ModelService(profile="tiny")                       # specialists: tiny Marian translates
+    run = lesson.start_lesson(tiny, ResultStore(), "The cat sat on the mat.", _request("marian"), lambda *a, **k: None)
+    view = lesson.step_view(run, STEP_KEYS.index("architectures"), "en")
+    assert view.third_figure is not None and "cross-attention" in view.third_figure.layout.title.text
+    assert run.translated.model_name in view.html and "real cross-attention" in view.html
