@@ -260,6 +260,14 @@ PHRASES: dict[str, str] = {
 # turn when their name starts with "t_"
 _N = r"\d[\d,]*"
 PATTERNS: list[tuple[str, str]] = [
+    # viz/explain.py, step 2: what the family does to q and k (one sentence after "; ")
+    (r"(?P<m>[\w .-]+?) then normalises each q and k \(q/k norm\) and rotates them by their position \(RoPE\), so "
+     r"q·k depends on the distance between the tokens\.?",
+     "{m} 随后对每个 q 和 k 做归一化（q/k 归一化），再按各自的位置旋转它们（RoPE），所以 q·k 取决于词元之间的距离。"),
+    (r"(?P<m>[\w .-]+?) then rotates them by their position \(RoPE\), so q·k depends on the distance between the "
+     r"tokens\.?", "{m} 随后按各自的位置旋转 q 和 k（RoPE），所以 q·k 取决于词元之间的距离。"),
+    (r"(?P<m>[\w .-]+?) then normalises each q and k \(q/k norm\)\.?", "{m} 随后对每个 q 和 k 做归一化（q/k 归一化）。"),
+
     # --- the panel's info line (attention_panel.info_markdown) -----------------------------------------------------
     (r"\*\*Model:\*\* `(?P<m>[^`\n]+)` \((?P<t_a>[a-z-]+)\) · (?P<l>\d+) layers × (?P<h>\d+) heads · "
      r"(?P<n>\d+) (?P<t_s>encoder|decoder) tokens",
@@ -378,7 +386,7 @@ PATTERNS: list[tuple[str, str]] = [
     (r"Head (?P<h>\d+) projects X to queries, keys and values of (?P<d>\d+) numbers per token",
      "头 {h} 把 X 投影为查询、键和值，每个词元各 {d} 个数"),
     (r"with grouped-query attention (?P<g>\d+) query heads share one key/value head, so head (?P<h>\d+) uses "
-     r"key/value head (?P<k>\d+) = (?P<f>⌊[^\n]+⌋)",
+     r"key/value head (?P<k>\d+) = (?P<f>⌊[^\n;⌋]+⌋)",
      "在分组查询注意力（GQA）中，{g} 个查询头共享一个键/值头，因此头 {h} 使用键/值头 {k} = {f}"),
     (r"(?P<m>[^\n;]+) computes Q, K and V in one fused matrix and splits it\.?",
      "{m} 用一个融合矩阵一次算出 Q、K 和 V，再把它拆开。"),
