@@ -19,7 +19,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .labels import axis_keys, plot_labels, wrap_lines
+from .labels import axis_keys, display_token, plot_labels, shorten, wrap_lines
 from .style import COLOR_SCALE, Theme, base_layout, theme_colors
 
 MAX_DIMS = 32          # dimensions shown of any vector (the rest is truncated, and labelled so)
@@ -207,7 +207,8 @@ def scores_step(result: Any, theme: Theme = "light") -> ExplainStep:
     fig.add_trace(go.Bar(x=keys, y=np.asarray(result.recomputed, dtype=np.float32), name="attention",
                          marker={"color": "#16a34a"},
                          hovertemplate="key %{x}<br>weight %{y:.4f}<extra></extra>"), 2, 1)
-    query = plot_labels([result.tokens[result.position]], [result.special[result.position]])[0]
+    # shown, not escaped: _finish escapes the whole title once
+    query = shorten(display_token(result.tokens[result.position], bool(result.special[result.position])))
     _finish(fig, f"Query token {result.position} “{query}” against every key", theme, FIGURE_HEIGHT + 40, False)
     fig.update_layout(showlegend=False, barmode="overlay")
     fig.update_xaxes(tickangle=-45, tickfont={"size": 10})
