@@ -26,7 +26,7 @@ from demos.lesson_text import (EXPIRED, GENERATION_STEP_LABEL, INTRO, NEXT, NOT_
 from demos.shots import comparison_html
 from demos.store import DEFAULT_STORE, ResultStore
 from service import limits
-from service.validation import check_text
+from service.validation import check_number, check_text
 from viz.cross_view import plot_cross_attention
 from viz.focus import plot_shot_comparison
 from viz.layer_view import plot_attention_heads
@@ -62,7 +62,6 @@ class LessonRun:
     generated: Any | None = None     # step 9: AttentionResult of the continuation
     lens: Any | None = None          #         the logit lens of the sentence
     translated: Any | None = None    # step 7: the encoder-decoder's translation (profiles that have one, e.g. Marian)
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def kept_bytes(self) -> int:
         """Bytes of the arrays kept (the result store's budget counts them)."""
@@ -170,10 +169,7 @@ def step_view(run: LessonRun | None, step: int, language: str, temperature: floa
         view.choices = _token_choices(run.explain.tokens)
     elif spec.key == "softmax":
         view.temperature = True
-        view.figure = plot_temperature(
-            run.explain.scores_masked, run.explain.tokens, lesson.next_token_logits, lesson.top_next_ids,
-            lesson.top_next_tokens, temperature, query_token=run.explain.tokens[run.explain.position],
-            where=f"layer {run.explain.layer}, head {run.explain.head}")
+        view.figure = temperature_figure(run, temperature)
     elif spec.key == "heads":
         view.figure = _heads_figure(run)
         view.second_figure = plot_head_roles(run.roles, selected=(run.layer, 0), model_name=lesson.model_name,
@@ -197,12 +193,20 @@ def step_view(run: LessonRun | None, step: int, language: str, temperature: floa
     elif spec.key == "generation" and run.generated is not None:
         if has_steps(run.generated):
             view.generation_steps = step_count(run.generated)
-            view.figure = plot_step_candidates(run.generated, min(generation_step, view.generation_steps - 1))
+            view.figure = plot_step_candidates(run.generated, generation_step)
         view.second_figure = plot_logit_lens(run.lens, title=f"{lesson.model_name} · logit lens")
         continuation = str(run.generated.prediction.get("text", ""))
         view.html = (f'<p style="white-space:pre-wrap">{html.escape(run.text)}<span class="atlas-content" '
                      f'style="background:#fde68a">{html.escape(continuation)}</span></p>')
     return view
+
+
+def temperature_figure(run: LessonRun, temperature: float) -> Any:
+    """Step 4's figure: the head of step 3's attention row and the next-token distribution at `temperature`."""
+    explain, lesson = run.explain, run.lesson
+    return plot_temperature(explain.scores_masked, explain.tokens, lesson.next_token_logits, lesson.top_next_ids,
+                            lesson.top_next_tokens, temperature, query_token=explain.tokens[explain.position],
+                            where=f"layer {explain.layer}, head {explain.head}")
 
 
 def _special(lesson: Any) -> list[bool] | None:
@@ -450,16 +454,15 @@ def build_tab(service: Any, store: ResultStore | None = None) -> None:
     step_outputs = [prose, shown_html, figure, second_figure, third_figure, temperature, generation_step, run_model,
                     guess, answer]
 
-    def updates(view: StepView, keep_sliders: bool = False) -> list[Any]:
-        slider = (gr.update(visible=view.temperature) if keep_sliders else
-                  gr.update(visible=view.temperature, value=1.0))
-        steps = gr.update(visible=view.generation_steps > 1, maximum=max(view.generation_steps - 1, 1),
-                          **({} if keep_sliders else {"value": 0}))
+    def updates(view: StepView) -> list[Any]:
+        """Every step component for `view`; the sliders start again at T = 1 and the first generation step."""
         return [view.prose, view.html,
                 gr.update(value=view.figure, visible=view.figure is not None),
                 gr.update(value=view.second_figure, visible=view.second_figure is not None),
                 gr.update(value=view.third_figure, visible=view.third_figure is not None),
-                slider, steps, gr.update(visible=view.run_button),
+                gr.update(visible=view.temperature, value=1.0),
+                gr.update(visible=view.generation_steps > 1, maximum=max(view.generation_steps - 1, 1), value=0),
+                gr.update(visible=view.run_button),
                 gr.update(choices=view.choices, value=None, label=view.question), ""]
 
     def begin(text, request: gr.Request, progress=gr.Progress()):  # noqa: B008
@@ -471,11 +474,20 @@ def build_tab(service: Any, store: ResultStore | None = None) -> None:
         run = store.get(session_id(request), STORE_KEY)
         return updates(step_view(run if isinstance(run, LessonRun) else None, index, language_of(request)))
 
-    def redraw(index, temperature_value, step_value, request: gr.Request):
-        index = _step_index(index)
+    # The sliders redraw only their own figure (they fire on the user's moves: `.input`, not the step's resets)
+    def redraw_temperature(value, request: gr.Request):
+        return temperature_figure(kept_run(store, request), _temperature(value))
+
+    def redraw_generation_step(value, request: gr.Request):
         run = kept_run(store, request)
-        view = step_view(run, index, language_of(request), _temperature(temperature_value), _whole(step_value))
-        return [gr.update(value=view.figure, visible=view.figure is not None)]
+        if run.generated is None or not has_steps(run.generated):
+            raise gr.Error(RUN_FIRST.in_language(language_of(request)))
+        return plot_step_candidates(run.generated, _generation_step(value, run))
+
+    def move(index, by: int, request: gr.Request):
+        """Previous / next: the step radio and the step it shows, in one update."""
+        moved = min(len(STEPS) - 1, max(0, _step_index(index) + by))
+        return [moved, *show(moved, request)]
 
     def run_this_step(index, request: gr.Request, progress=gr.Progress()):  # noqa: B008
         index = _step_index(index)
@@ -487,15 +499,23 @@ def build_tab(service: Any, store: ResultStore | None = None) -> None:
         run = store.get(session_id(request), STORE_KEY)
         return reveal(run if isinstance(run, LessonRun) else None, index, chosen, language_of(request))
 
+    # `.input` (the visitor's clicks), not `.change`: a step set by Start or by Previous / Next comes with its own
+    # components, so it is drawn once
     start.click(begin, inputs=[sentence], outputs=[step, *step_outputs], **MODEL_EVENT)
-    step.change(show, inputs=[step], outputs=step_outputs, **VIEW_EVENT)
-    temperature.change(redraw, inputs=[step, temperature, generation_step], outputs=[figure], **VIEW_EVENT)
-    generation_step.change(redraw, inputs=[step, temperature, generation_step], outputs=[figure], **VIEW_EVENT)
+    step.input(show, inputs=[step], outputs=step_outputs, **VIEW_EVENT)
+    temperature.input(redraw_temperature, inputs=[temperature], outputs=[figure], **VIEW_EVENT)
+    generation_step.input(redraw_generation_step, inputs=[generation_step], outputs=[figure], **VIEW_EVENT)
     run_model.click(run_this_step, inputs=[step], outputs=step_outputs, **MODEL_EVENT)
     reveal_button.click(answer_for, inputs=[step, guess], outputs=[answer], **VIEW_EVENT)
-    previous.click(lambda index: max(0, _step_index(index) - 1), inputs=[step], outputs=[step], **VIEW_EVENT)
-    following.click(lambda index: min(len(STEPS) - 1, _step_index(index) + 1), inputs=[step], outputs=[step],
-                    **VIEW_EVENT)
+
+    def back(index, request: gr.Request):
+        return move(index, -1, request)
+
+    def forward(index, request: gr.Request):
+        return move(index, 1, request)
+
+    previous.click(back, inputs=[step], outputs=[step, *step_outputs], **VIEW_EVENT)
+    following.click(forward, inputs=[step], outputs=[step, *step_outputs], **VIEW_EVENT)
 
 
 def _step_index(value: Any) -> int:
@@ -510,24 +530,14 @@ def _step_index(value: Any) -> int:
 
 
 def _temperature(value: Any) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise gr.Error("The temperature must be a number.") from None
-    low, high = TEMPERATURE_RANGE
-    if not low <= number <= high:   # NaN fails both
-        raise gr.Error(f"The temperature must be between {low} and {high}.")
-    return number
+    with user_errors():
+        return float(check_number(value, "temperature", *TEMPERATURE_RANGE))
 
 
-def _whole(value: Any) -> int:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise gr.Error("The generation step must be a whole number.") from None
-    if not np.isfinite(number) or number < 0 or number != int(number) or number > 10_000:
-        raise gr.Error("The generation step must be a whole number.")
-    return int(number)
+def _generation_step(value: Any, run: LessonRun) -> int:
+    steps = step_count(run.generated) if run.generated is not None and has_steps(run.generated) else 1
+    with user_errors():
+        return int(check_number(value, "step", 0, max(steps - 1, 0), integer=True))
 
 
 if __name__ == "__main__":

@@ -64,15 +64,21 @@ def _view_labels(page: Any, prefix: str) -> list[str]:
     return labels
 
 
-def test_chinese_interface_has_no_english_left(browser: Any, embedded_app: Any) -> None:
+def open_chinese_page(browser: Any, url: str, tab: str) -> tuple[Any, Any, list[str]]:
+    """(context, page, console errors) of the app opened with ?lang=zh, once the tab named `tab` shows in Chinese."""
     context = browser.new_context(viewport={"width": 1280, "height": 1100}, locale="zh-CN")
     page = context.new_page()
     errors: list[str] = []
     page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-    page.goto(f"{embedded_app.url}?lang=zh", timeout=60_000)
+    page.goto(f"{url}?lang=zh", timeout=60_000)
     page.wait_for_selector("#gen-run", timeout=60_000)
-    page.wait_for_function("() => [...document.querySelectorAll('[role=tab]')].some(t => t.innerText === '生成')",
+    page.wait_for_function(f"() => [...document.querySelectorAll('[role=tab]')].some(t => t.innerText === '{tab}')",
                            timeout=30_000)
+    return context, page, errors
+
+
+def test_chinese_interface_has_no_english_left(browser: Any, embedded_app: Any) -> None:
+    context, page, errors = open_chinese_page(browser, embedded_app.url, "生成")
     left: dict[str, set[str]] = {}
     for tab, prefix, fields, run in TABS:
         page.get_by_role("tab", name=tab, exact=True).click()

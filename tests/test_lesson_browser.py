@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.test_i18n_browser import UI_TEXT_JS, english_words
+from tests.test_i18n_browser import UI_TEXT_JS, english_words, open_chinese_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -19,7 +19,7 @@ STEP_MS = 60_000
 FIGURE_STEPS = {1, 2, 3, 4, 5, 6, 7, 8}        # steps (from 0) that draw a figure; step 0 is the token chips
 
 
-def _walk(page: Any, run_label: str) -> dict[int, str]:
+def _walk(page: Any) -> dict[int, str]:
     """Every step in turn: open it, run the model where the step asks, predict the first choice, reveal.
     Returns the revealed answer text per step."""
     answers: dict[int, str] = {}
@@ -46,14 +46,7 @@ def _walk(page: Any, run_label: str) -> dict[int, str]:
 
 
 def test_lesson_walks_all_nine_steps_in_chinese(browser: Any, embedded_app: Any) -> None:
-    context = browser.new_context(viewport={"width": 1280, "height": 1100}, locale="zh-CN")
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-    page.goto(f"{embedded_app.url}?lang=zh", timeout=60_000)
-    page.wait_for_selector("#gen-run", timeout=60_000)
-    page.wait_for_function("() => [...document.querySelectorAll('[role=tab]')].some(t => t.innerText === '课程')",
-                           timeout=30_000)
+    context, page, errors = open_chinese_page(browser, embedded_app.url, "课程")
     page.get_by_role("tab", name="课程", exact=True).click()
     page.locator("#lesson-text textarea").fill("机器学习正在改变世界。")
     page.click("#lesson-start")
@@ -61,7 +54,7 @@ def test_lesson_walks_all_nine_steps_in_chinese(browser: Any, embedded_app: Any)
     chips = page.locator("#lesson-html .atlas-lesson-tokens").all_inner_texts()
     assert len(chips) == 3 and all("机器" in text or "机" in text for text in chips[:1])
     left: dict[int, set[str]] = {}
-    answers = _walk(page, "为这一步运行模型")
+    answers = _walk(page)
     for index in range(9):
         page.locator("#lesson-step label").nth(index).click()
         page.wait_for_timeout(900)
@@ -82,7 +75,7 @@ def test_lesson_in_english_reveals_answers_measured_on_the_sentence(browser: Any
     page.goto(f"{embedded_app.url}?lang=en&" + urlencode({"tab": "lesson", "text": sentence}), timeout=60_000)
     page.wait_for_selector("#lesson-html .atlas-lesson-tokens", timeout=RUN_MS)
     assert page.locator("#lesson-text textarea").input_value() == sentence
-    answers = _walk(page, "Run the model for this step")
+    answers = _walk(page)
     assert "Token counts:" in answers[0]
     assert "cosine 1.000" in answers[1]           # "cat" twice: the same row of the table, the same vector
     assert "from layer" in answers[8]
