@@ -27,6 +27,7 @@ PHRASES: dict[str, str] = {
         "BERT 的算法，词表是用本应用自己的示例句子在这里构建的（先是每个字符，再是最常见的词）：这个配置里没有编码器，"
         "无法展示它自己的 WordPiece 词表",
     "sentence": "句子",
+    "step": "生成步骤",          # the generation step slider's value, in check_number's messages
     "Choose a step of the lesson (1–9).": "请选择课程的一个步骤（1–9）。",
     "The temperature must be a number.": "温度必须是一个数。",
     "The generation step must be a whole number.": "生成步骤必须是一个整数。",
