@@ -93,3 +93,18 @@ def test_the_cache_keeps_at_most_its_limit(fewshot: ModelService) -> None:
         ids = loaded.tokenizer(prefix + "Review: x").input_ids
         cache.lookup(loaded.model, loaded.tokenizer, prefix, ids)
     assert cache.misses == 3 and len(cache._entries[loaded.model]) == 2
+
+
+def test_reuse_switched_off_runs_every_prompt_whole(fewshot: ModelService, monkeypatch) -> None:
+    """ATTENTION_ATLAS_PREFIX_REUSE=0 is the load benchmark's 'before' path: nothing is cached or looked up."""
+    from service.attention import prefix_cache
+
+    loaded = fewshot.backend.model("fewshot")
+    monkeypatch.setenv(prefix_cache.PREFIX_REUSE_VARIABLE, "0")
+    cache = PrefixCache()
+    ids = loaded.tokenizer("Instruction.\nReview: x").input_ids
+    assert cache.lookup(loaded.model, loaded.tokenizer, "Instruction.\n", ids) is None
+    assert cache.misses == 0 and cache.hits == 0
+    monkeypatch.setenv(prefix_cache.PREFIX_REUSE_VARIABLE, "yes")
+    with pytest.raises(ValueError, match="0 \\(reuse off\\) or 1"):
+        PrefixCache()

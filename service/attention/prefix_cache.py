@@ -5,11 +5,14 @@ The attention stays exactly the full-prompt attention: the prefix's own (p × p)
 pass, and each request's rows come from its forward over the cached keys (causal: a prefix never sees what
 follows it). `Prefix.full_attention(rows)` puts the two together as one pass over the whole sequence would.
 Entries are kept per model (weakly) and per tokenizer and prefix text, least recently used dropped first.
+`ATTENTION_ATLAS_PREFIX_REUSE=0` turns reuse off (every prompt runs whole, as before it: the load benchmark's
+"before" path).
 """
 
 from __future__ import annotations
 
 import copy
+import os
 import threading
 import weakref
 from collections import OrderedDict
@@ -17,6 +20,15 @@ from dataclasses import dataclass
 from typing import Any
 
 MAX_PREFIXES_PER_MODEL = 16         # Gemma-3-270M: ~3.7 MB of keys/values + ~2.9 MB of attention per 100 tokens
+PREFIX_REUSE_VARIABLE = "ATTENTION_ATLAS_PREFIX_REUSE"
+
+
+def prefix_reuse_from_environment() -> bool:
+    """False when ATTENTION_ATLAS_PREFIX_REUSE is 0 (reuse off), True when it is unset or 1."""
+    value = os.environ.get(PREFIX_REUSE_VARIABLE, "").strip()
+    if value not in ("", "0", "1"):
+        raise ValueError(f"{PREFIX_REUSE_VARIABLE} must be 0 (reuse off) or 1, got {value!r}")
+    return value != "0"
 
 
 @dataclass
@@ -52,8 +64,9 @@ class Prefix:
 class PrefixCache:
     """Prefixes by (model, tokenizer, prefix text). `lookup` runs a new prefix once; hold the model's lock."""
 
-    def __init__(self, max_entries: int = MAX_PREFIXES_PER_MODEL) -> None:
+    def __init__(self, max_entries: int = MAX_PREFIXES_PER_MODEL, enabled: bool | None = None) -> None:
         self.max_entries = max_entries
+        self.enabled = prefix_reuse_from_environment() if enabled is None else enabled
         self._entries: "weakref.WeakKeyDictionary[Any, OrderedDict[tuple[int, str], Prefix]]" = (
             weakref.WeakKeyDictionary())
         self._lock = threading.Lock()
@@ -62,7 +75,10 @@ class PrefixCache:
 
     def lookup(self, model: Any, tokenizer: Any, prefix_text: str, prompt_ids: list[int]) -> Prefix | None:
         """The cached prefix of a prompt whose ids start with the prefix's own ids, or None when tokenising
-        prompt and prefix apart would split a token differently (then the caller runs the whole prompt)."""
+        prompt and prefix apart would split a token differently (then the caller runs the whole prompt), or when
+        reuse is off."""
+        if not self.enabled:
+            return None
         key = (id(tokenizer), prefix_text)
         with self._lock:
             per_model = self._entries.setdefault(model, OrderedDict())
