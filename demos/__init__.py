@@ -16,8 +16,8 @@ logger = logging.getLogger("attention_atlas")
 # Every event that runs a model shares one concurrency group: the CPU has no room for two at once.
 MODEL_CONCURRENCY_ID = "model"
 MODEL_CONCURRENCY_LIMIT = 1
-# Except Sentiment: requests waiting together share one forward (service/backends/batching.py), so they must be able
-# to wait together. The model's lock still runs one model call at a time; Gradio's worker slots (app.MAX_THREADS)
+# Except Sentiment and Ask: requests waiting together share their model calls (service/backends/batching.py: one
+# label-scoring forward, one decoding loop), so they must be able to wait together. The model's lock still runs one model call at a time; Gradio's worker slots (app.MAX_THREADS)
 # bound how many are in flight (24: 16 here, the rest for the other groups). 16 = the batcher's largest batch
 # (service/backends/batching.py: DEFAULT_MAX_BATCH): only requests in this group can meet in a batch, and on 2 CPU
 # cores the forward of 16 costs ~47 ms a request against ~64 ms for 6 (the vocabulary-wide output layer reads its

@@ -7,7 +7,7 @@ from typing import Any
 
 import gradio as gr
 
-from demos import MODEL_EVENT, load_model, run_alone, session_id, user_errors
+from demos import BATCHED_MODEL_EVENT, load_model, run_alone, session_id, user_errors
 from demos.attention_panel import AttentionPanel
 from demos.examples import QA_EXAMPLES
 from demos.shots import ShotComparison
@@ -69,7 +69,7 @@ def build_tab(service: Any, store: ResultStore | None = None) -> AttentionPanel:
     event = run.click(answer, inputs=[context, question], outputs=[result_json, shown], api_name="answer",
                       api_description="Answer a question from a context. Returns {'answer', 'start', 'end', "
                                       "'score'} (character offsets into the context) and an HTML view.",
-                      preprocess=False, **MODEL_EVENT)  # raw values: the handler checks them all, by name
+                      preprocess=False, **BATCHED_MODEL_EVENT)  # raw values: the handler checks them all, by name
     panel.refresh_after(event)
     ShotComparison(service, store, TASK, {"context": context, "question": question}, event, elem_prefix="qa")
     return panel

@@ -68,7 +68,7 @@ def test_only_task_events_are_public_and_they_share_one_model_slot(tiny_demo: gr
     insight = {"segment_attention", "compare_shots", "next_tokens", "logit_lens", "head_roles"}
     assert PUBLIC_ENDPOINTS <= public <= PUBLIC_ENDPOINTS | {"explain", "forget"} | insight
     for fn in tiny_demo.fns.values():
-        if fn.api_name == "classify":  # Sentiment requests wait together, to share one forward (the batcher)
+        if fn.api_name in ("classify", "answer"):  # they wait together, to share their model calls (the batcher)
             assert (fn.concurrency_id, fn.concurrency_limit) == (BATCHED_CONCURRENCY_ID, BATCHED_CONCURRENCY_LIMIT)
         elif fn.api_name in PUBLIC_ENDPOINTS:
             assert (fn.concurrency_id, fn.concurrency_limit) == ("model", 1)

@@ -33,7 +33,7 @@ def together(service: ModelService, calls: list[Callable[[], Any]]) -> list[Any]
     """Each call on its own thread, all arriving while the model is busy: they meet in one batch. Returns each
     call's result or the exception it raised."""
     loaded = service.backend.model("fewshot")
-    batcher = service.backend.label_batcher(loaded)
+    batcher = service.backend.call_batcher(loaded)
     outcomes: list[Any] = [None] * len(calls)
 
     def run(index: int) -> None:
@@ -66,7 +66,7 @@ def assert_same_result(alone: Any, batched: Any) -> None:
 
 def test_requests_that_wait_together_run_as_one_batch_with_their_own_results(fewshot: ModelService) -> None:
     alone = [fewshot.classify(review) for review in REVIEWS]
-    batcher = fewshot.backend.label_batcher(fewshot.backend.model("fewshot"))
+    batcher = fewshot.backend.call_batcher(fewshot.backend.model("fewshot"))
     before = len(batcher.batch_sizes)
     batched = together(fewshot, [lambda review=review: fewshot.classify(review) for review in REVIEWS])
     assert batcher.batch_sizes[before:] == [len(REVIEWS)]

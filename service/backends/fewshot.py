@@ -4,8 +4,9 @@ Each task builds its prompt in service/tasks/fewshot.py, runs the model once, an
 over prompt + completion, with the prompt's segments (instruction, demonstrations, query, answer).
 The demonstrations are chosen per input (service/tasks/demonstrations.py) before the model's lock is taken:
 on the embedded profile English is matched with the packaged MiniLM, elsewhere with character n-grams.
-Sentiment requests that arrive while the model is busy share one forward (service/backends/batching.py: their
-label scoring over the cached prefix, service/tasks/lm_calls.py:score_label_jobs); each keeps its own result.
+Sentiment and Ask requests that arrive while the model is busy share their model calls (service/backends/batching.py):
+Sentiment's label scoring over the cached prefix runs as one forward (service/tasks/lm_calls.py:score_label_jobs),
+Ask's answers as one decoding loop (service/tasks/lines_together.py); each request keeps its own result.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from service.tasks.common import char_spans_to_segments, decoder_result, sink_se
 from service.tasks.demonstrations import Chosen, DemonstrationSelector
 from service.tasks.fewshot import (QA_DEMONSTRATIONS, FewShotOutcome, answer_fewshot, classify_fewshot,
                                    translate_fewshot)
-from service.tasks.lm_calls import LabelJob, LabelScores, score_label_jobs, shared_label_scoring
+from service.tasks.lines_together import generate_line_jobs
+from service.tasks.lm_calls import LabelJob, LineJob, score_label_jobs, shared_model_calls
 
 SENTENCE_ENCODER_KEY = "minilm"      # a profile that can show MiniLM in Explain also uses it to pick demonstrations
 # Tasks whose demonstrations are chosen per input, measured on the dev split (eval/README.md):
@@ -47,7 +49,7 @@ class FewShotBackend(Backend):
         encoder_key = SENTENCE_ENCODER_KEY if SENTENCE_ENCODER_KEY in self.explain_keys.values() else None
         self.selector = DemonstrationSelector(
             encoder=(lambda: self.model(encoder_key)) if encoder_key else None)
-        self._label_batcher: Batcher[LabelJob, LabelScores] | None = None
+        self._call_batcher: Batcher[Any, Any] | None = None
 
     supports_zero_shot = True
 
@@ -62,7 +64,7 @@ class FewShotBackend(Backend):
             anchors = len(QA_DEMONSTRATIONS)
         result = self._run("qa", lambda loaded: answer_fewshot(loaded.model, loaded.tokenizer, context, question,
                                                                demonstrations=shown, anchors=anchors), chosen,
-                           first_index=(anchors or 0) + 1)
+                           first_index=(anchors or 0) + 1, shared=True)
         result.prediction = _with_offsets(result.prediction, context)
         return result
 
@@ -90,8 +92,8 @@ class FewShotBackend(Backend):
     def _run(self, task: TaskName, call: Callable[[LoadedModel], FewShotOutcome],
              chosen: list[Chosen], first_index: int = 1, shared: bool = False) -> AttentionResult:
         """call(loaded model) under its lock; the result records the chosen demonstrations (prompt order).
-        shared: the call's label scoring may run in one forward with other requests' (service/backends/batching.py:
-        the lock is let go while it waits for them)."""
+        shared: the call's label scoring or greedy line may run together with other requests'
+        (service/backends/batching.py: the lock is let go while it waits for them)."""
         def finish(loaded: LoadedModel, outcome: FewShotOutcome, ran: float) -> AttentionResult:
             result = fewshot_result(loaded, task, outcome, self.max_attention_tokens)
             result.timings = {"model": ran, "capture": result.timings["capture"]}
@@ -107,19 +109,33 @@ class FewShotBackend(Backend):
         if not shared:
             return self.run(self.generation_key, runner)
         loaded = self.model(self.generation_key)
-        with self.label_batcher(loaded).arrival() as arrival, loaded.lock, inference_mode():
-            with shared_label_scoring(arrival.submit):
+        with self.call_batcher(loaded).arrival() as arrival, loaded.lock, inference_mode():
+            with shared_model_calls(arrival.submit):
                 started = time.perf_counter()
-                outcome = call(loaded)              # its label scoring may wait for, and run in, a batch
+                outcome = call(loaded)              # its shared call may wait for, and run in, a batch
                 ran = time.perf_counter() - started
             return finish(loaded, outcome, ran)
 
-    def label_batcher(self, loaded: LoadedModel) -> Batcher[LabelJob, LabelScores]:
-        """The batcher of label-scoring forwards on the few-shot model (made once, on its lock)."""
+    def call_batcher(self, loaded: LoadedModel) -> Batcher[Any, Any]:
+        """The batcher of shared model calls on the few-shot model (made once, on its lock)."""
         with self._registry_lock:
-            if self._label_batcher is None:
-                self._label_batcher = Batcher(loaded.lock, score_label_jobs)
-            return self._label_batcher
+            if self._call_batcher is None:
+                self._call_batcher = Batcher(loaded.lock, run_shared_jobs)
+            return self._call_batcher
+
+
+def run_shared_jobs(jobs: list[Any]) -> list[Any]:
+    """Each job's result in order: the label-scoring jobs together (score_label_jobs), the line jobs together
+    (generate_line_jobs)."""
+    if any(not isinstance(job, (LabelJob, LineJob)) for job in jobs):
+        raise TypeError("a shared model call is a LabelJob or a LineJob")
+    results: list[Any] = [None] * len(jobs)
+    for kind, run_kind in ((LabelJob, score_label_jobs), (LineJob, generate_line_jobs)):
+        indices = [index for index, job in enumerate(jobs) if isinstance(job, kind)]
+        if indices:
+            for index, result in zip(indices, run_kind([jobs[index] for index in indices])):
+                results[index] = result
+    return results
 
 
 def fewshot_result(loaded: LoadedModel, task: TaskName, outcome: FewShotOutcome,

@@ -1,7 +1,8 @@
 """The model calls behind few-shot tasks: scoring label continuations in one tree-masked forward, greedy lines
 (optionally constrained to spans of a context), and the contextual-calibration probe, each capturing the attention
 it computed on the way (service.attention.capture.CapturedRows). Hold the model's lock. Inside
-`shared_label_scoring`, label scoring may join other requests' in one batched forward (score_label_jobs).
+`shared_model_calls`, label scoring and greedy lines may join other requests' in one batched call
+(score_label_jobs here, service/tasks/lines_together.py:generate_line_jobs).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def token_count(tokenizer: Any, text: str) -> int:
 
 def kernel_for(model: Any, capture_attention: bool) -> Any:
     """The eager kernel while capturing (it returns attention weights), else whatever the model runs on.
-    Inside shared_label_scoring it only remembers the choice: the kernel is switched where the model runs."""
+    Inside shared_model_calls it only remembers the choice: the kernel is switched where the model runs."""
     shared = _SHARED.get()
     if shared is not None:
         return shared.kernel(capture_attention)
@@ -58,7 +59,7 @@ def calibration(model: Any, tokenizer: Any, query_prefix: str, probe_block: Any)
     cached = _cached_calibration(model, tokenizer, query_prefix)
     if cached is not None:
         return cached
-    with _unshared(), kernel_for(model, shared.eager):    # runs at once, on the kernel the caller asked for
+    with unshared(), kernel_for(model, shared.eager):    # runs at once, on the kernel the caller asked for
         return _calibration(model, tokenizer, query_prefix, probe_block)
 
 
@@ -171,7 +172,7 @@ def score_labels(
     computes exactly what a separate forward over prompt + label would (and its attention rows, when captured).
     With `prefix_text` (the instruction and demonstrations the prompt starts with), that prefix runs once per
     model and is reused (service/attention/prefix_cache.py): the forward covers the query and the labels only.
-    Inside shared_label_scoring the call is handed over as a LabelJob and may share its forward with others.
+    Inside shared_model_calls the call is handed over as a LabelJob and may share its forward with others.
     """
     shared = _SHARED.get()
     if shared is not None:
@@ -214,7 +215,7 @@ def _label_logprobs(logits: torch.Tensor, tree: LabelTree) -> torch.Tensor:
     return torch.stack(scores)
 
 
-# --- label scoring shared between requests -------------------------------------------------------------------
+# --- model calls shared between requests -------------------------------------------------------------------
 
 @dataclass
 class LabelJob:
@@ -228,10 +229,23 @@ class LabelJob:
     prefix_text: str | None
 
 
-class _SharedScoring:
-    """What shared_label_scoring set up for this thread: where jobs go, and the kernel the caller asked for."""
+@dataclass
+class LineJob:
+    """One generate_line call, waiting to share its forwards with other requests' calls (generate_line_jobs)."""
 
-    def __init__(self, submit: Callable[[LabelJob], LabelScores]) -> None:
+    model: Any
+    tokenizer: Any
+    prompt: str
+    max_new_tokens: int
+    constraint: Any
+    capture_attention: bool
+    prefix_text: str | None
+
+
+class _SharedCalls:
+    """What shared_model_calls set up for this thread: where jobs go, and the kernel the caller asked for."""
+
+    def __init__(self, submit: Callable[[Any], Any]) -> None:
         self.submit = submit
         self.eager = False
 
@@ -244,17 +258,18 @@ class _SharedScoring:
             self.eager = before
 
 
-_SHARED: ContextVar[_SharedScoring | None] = ContextVar("shared_label_scoring", default=None)
+_SHARED: ContextVar[_SharedCalls | None] = ContextVar("shared_model_calls", default=None)
 
 
 @contextlib.contextmanager
-def shared_label_scoring(submit: Callable[[LabelJob], LabelScores]) -> Iterator[None]:
-    """Within this block (this thread, holding the model's lock) each score_labels call becomes a LabelJob handed
-    to `submit`, which returns its LabelScores: a batcher (service/backends/batching.py) that may let go of the
-    lock while other requests queue theirs, then runs them together (score_label_jobs). So kernel_for switches
-    nothing here (the kernel stays as it is while the lock is let go): the batch switches it for its forward, and
-    the calibration probe, when it has to run, on the kernel kernel_for was asked for."""
-    token = _SHARED.set(_SharedScoring(submit))
+def shared_model_calls(submit: Callable[[Any], Any]) -> Iterator[None]:
+    """Within this block (this thread, holding the model's lock) each score_labels call becomes a LabelJob and each
+    generate_line call a LineJob, handed to `submit`, which returns its LabelScores or Line: a batcher
+    (service/backends/batching.py) that may let go of the lock while other requests queue theirs, then runs them
+    together (score_label_jobs, generate_line_jobs). So kernel_for switches nothing here (the kernel stays as it is
+    while the lock is let go): the batch switches it for its forwards, and the calibration probe, when it has to
+    run, on the kernel kernel_for was asked for."""
+    token = _SHARED.set(_SharedCalls(submit))
     try:
         yield
     finally:
@@ -262,7 +277,7 @@ def shared_label_scoring(submit: Callable[[LabelJob], LabelScores]) -> Iterator[
 
 
 @contextlib.contextmanager
-def _unshared() -> Iterator[None]:
+def unshared() -> Iterator[None]:
     """Model calls here run at once, on this thread, which holds the lock."""
     token = _SHARED.set(None)
     try:
@@ -279,7 +294,7 @@ def score_label_jobs(jobs: list[LabelJob]) -> list[LabelScores]:
     for index, job in enumerate(jobs):
         key = (id(job.model), id(job.tokenizer), job.labels, job.capture_attention, job.prefix_text)
         groups.setdefault(key, []).append(index)
-    with _unshared():
+    with unshared():
         for indices in groups.values():
             first = jobs[indices[0]]
             model, tokenizer = first.model, first.tokenizer
@@ -428,14 +443,18 @@ def generate_line(
     With capture_attention the generation runs on the eager kernel and returns its attention: the prefill's
     (prompt × prompt) block and one row per decoding step, over the prompt and the kept tokens. With `prefix_text`
     the prompt's prefix is reused from the prefix cache, so the prefill covers the query only.
+    Inside shared_model_calls the call is handed over as a LineJob and may share its forwards with others.
     """
     from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
 
+    shared = _SHARED.get()
+    if shared is not None:
+        return shared.submit(LineJob(model, tokenizer, prompt, max_new_tokens, constraint, capture_attention,
+                                     prefix_text))
     input_ids = encode(tokenizer, prompt, model.device)                              # (1, prompt_tokens)
     prompt_length = input_ids.shape[1]
     prefix = PREFIXES.lookup(model, tokenizer, prefix_text, input_ids[0].tolist()) if prefix_text else None
-    eos = [i for i in {tokenizer.eos_token_id, *_as_list(getattr(model.generation_config, "eos_token_id", None))}
-           if i is not None]
+    eos = stop_ids(model, tokenizer)
     config = GenerationConfig(
         max_new_tokens=max(1, int(max_new_tokens)), do_sample=False,
         eos_token_id=eos or None, pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None
@@ -454,15 +473,7 @@ def generate_line(
             float(torch.log_softmax(step_logits[0].float(), dim=-1)[token])           # step_logits: (1, vocab)
             for step_logits, token in zip(output.logits, generated)
         ]
-        kept: list[int] = []
-        for token in generated:
-            if token in eos:
-                break
-            kept.append(token)
-        text = tokenizer.decode(kept, skip_special_tokens=True)
-        if "\n" in text:
-            text = text[: text.index("\n")]
-            kept = kept[:-1]
+        text, kept = kept_line(tokenizer, generated, eos)
         attention = None
         if capture_attention:
             sequence = output.sequences[0].tolist()                                    # prompt + generated ids
@@ -472,6 +483,32 @@ def generate_line(
                 steps[0] = prefix.full_attention(steps[0])        # per layer (1, head, P, P)
             attention = rows_from_generation(steps, sequence, output.cache if needs_last_row else None)
     return Line(text.rstrip(), logprobs[: len(kept)], attention)
+
+
+def stop_ids(model: Any, tokenizer: Any) -> list[int]:
+    """The token ids that end a line besides the newline: the tokenizer's and the model's EOS ids."""
+    return [i for i in {tokenizer.eos_token_id, *_as_list(getattr(model.generation_config, "eos_token_id", None))}
+            if i is not None]
+
+
+def kept_line(tokenizer: Any, generated: list[int], eos: list[int]) -> tuple[str, list[int]]:
+    """(text up to the first newline, the tokens kept for it) of a greedy line's generated ids: what follows an
+    EOS is dropped, and the token that brought the newline too."""
+    kept: list[int] = []
+    for token in generated:
+        if token in eos:
+            break
+        kept.append(token)
+    text = tokenizer.decode(kept, skip_special_tokens=True)
+    if "\n" in text:
+        text = text[: text.index("\n")]
+        kept = kept[:-1]
+    return text, kept
+
+
+def ends_line(tokenizer: Any, token: int) -> bool:
+    """Whether a newly generated token ends the line (it holds a newline): the stopping rule of _StopAtNewline."""
+    return "\n" in tokenizer.decode([token])
 
 
 class ContextSpanConstraint:
@@ -521,7 +558,7 @@ class _StopAtNewline:
         self.prompt_length = prompt_length
 
     def __call__(self, input_ids: torch.Tensor, scores: Any, **kwargs: Any) -> torch.Tensor:
-        done = input_ids.shape[1] > self.prompt_length and "\n" in self.tokenizer.decode(input_ids[0, -1:])
+        done = input_ids.shape[1] > self.prompt_length and ends_line(self.tokenizer, int(input_ids[0, -1]))
         return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
 
 

@@ -1,0 +1,192 @@
+"""Ask requests that wait together share one decoding loop (service/tasks/lines_together.py), and each gets exactly
+the answer, scores and attention it would get alone: constrained or not, stopped by a newline or by its own token
+limit; lines that do not fit the sliding window run alone; a bad request fails alone."""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from service import ModelService
+from service.backends.fewshot import run_shared_jobs
+from service.errors import InvalidInputError
+from service.models.loading import prepare_model
+from service.tasks import fewshot as prompts
+from service.tasks import lines_together, lm_calls
+
+CONTEXTS = ["The cat sat on the mat.", "北京是中国的首都，也是一座历史名城。",
+            "Paris is big and old and has many bridges over the river Seine, and the Louvre is there too.",
+            "Ada wrote the first program."]
+
+
+@pytest.fixture(scope="module")
+def fewshot() -> ModelService:
+    service = ModelService("tiny-fewshot", max_attention_tokens=1024)
+    service.answer(CONTEXTS[0], "Where did the cat sit?")           # the prefix, once
+    return service
+
+
+@pytest.fixture(scope="module")
+def wide_window(fewshot: ModelService) -> Any:
+    """The tiny few-shot Gemma-3 with its weights, but a 512-token sliding window like the real model's (the tiny
+    one's is 16, so its prompts never fit and run alone)."""
+    import transformers
+
+    loaded = fewshot.backend.model("fewshot")
+    config = copy.deepcopy(loaded.model.config)
+    config.sliding_window = 512
+    model = transformers.Gemma3ForCausalLM._from_config(config, attn_implementation="sdpa")
+    model.load_state_dict(loaded.model.state_dict())
+    return prepare_model(model, "cpu"), loaded.tokenizer
+
+
+def line_jobs(model: Any, tokenizer: Any, capture: bool = True) -> list[lm_calls.LineJob]:
+    """QA-shaped jobs of different lengths over one prefix: constrained and not, with different token limits."""
+    prefix = prompts.QA_INSTRUCTION
+    jobs = []
+    for index, context in enumerate(CONTEXTS):
+        prompt = f"{prefix}Text: {context}\nQuestion: what is it?\nAnswer:"
+        constraint = (lm_calls.ContextSpanConstraint(tokenizer, context, len(tokenizer(prompt).input_ids))
+                      if index != 1 else None)
+        jobs.append(lm_calls.LineJob(model, tokenizer, prompt, 2 + 4 * index, constraint, capture, prefix))
+    return jobs
+
+
+def alone(job: lm_calls.LineJob) -> lm_calls.Line:
+    line = lm_calls.generate_line(job.model, job.tokenizer, job.prompt, job.max_new_tokens, job.constraint,
+                                  job.capture_attention, job.prefix_text)
+    if line.attention is not None and line.attention.pending is not None:
+        with lm_calls.kernel_for(job.model, True):
+            line.attention.feed_pending(job.model)            # the row a view asks for: compare it too
+    return line
+
+
+def assert_same_line(one: lm_calls.Line, many: lm_calls.Line) -> None:
+    assert many.text == one.text
+    np.testing.assert_allclose(many.logprobs, one.logprobs, atol=1e-5)
+    if one.attention is None:
+        assert many.attention is None
+        return
+    assert many.attention.token_ids == one.attention.token_ids and many.attention.pending is None
+    for layer_one, layer_many in zip(one.attention.prompt_block, many.attention.prompt_block):   # (head, P, P)
+        assert layer_one.shape == layer_many.shape and (layer_one - layer_many).abs().max() < 1e-5
+    assert len(many.attention.later_rows) == len(one.attention.later_rows)
+    for row_one, row_many in zip(one.attention.later_rows, many.attention.later_rows):        # per layer (head, keys)
+        for layer_one, layer_many in zip(row_one, row_many):
+            assert layer_one.shape == layer_many.shape and (layer_one - layer_many).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("capture", [True, False])
+def test_the_batched_loop_gives_each_line_what_it_gets_alone(fewshot: ModelService, wide_window: Any,
+                                                            capture: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    model, tokenizer = wide_window
+    jobs = line_jobs(model, tokenizer, capture)
+    loops = []
+    monkeypatch.setattr(lines_together, "generate_lines_together",
+                        lambda *args, real=lines_together.generate_lines_together: loops.append(len(args[2]))
+                        or real(*args))
+    with fewshot.backend.model("fewshot").lock, torch.inference_mode():
+        expected = [alone(job) for job in jobs]
+        batched = lines_together.generate_line_jobs(jobs)
+    assert loops == [len(jobs)]                                # one loop for all four
+    limits_hit = sum(len(line.logprobs) == job.max_new_tokens for line, job in zip(expected, jobs))
+    assert limits_hit >= 1                                     # a line that ends at its limit (its last row owed)
+    for one, many in zip(expected, batched):
+        assert_same_line(one, many)
+
+
+def test_lines_that_outgrow_the_sliding_window_run_alone_with_the_same_answers(
+        fewshot: ModelService, monkeypatch: pytest.MonkeyPatch) -> None:
+    loaded = fewshot.backend.model("fewshot")                  # window 16: these prompts do not fit
+    jobs = line_jobs(loaded.model, loaded.tokenizer)
+    monkeypatch.setattr(lines_together, "generate_lines_together",
+                        lambda *args: pytest.fail("a batch past the window ran together"))
+    with loaded.lock, torch.inference_mode():
+        expected = [alone(job) for job in jobs]
+        batched = lines_together.generate_line_jobs(jobs)
+    for one, many in zip(expected, batched):
+        assert many.text == one.text and many.logprobs == pytest.approx(one.logprobs, abs=1e-6)
+
+
+def test_label_and_line_jobs_in_one_batch_each_get_their_own_kind(fewshot: ModelService) -> None:
+    loaded = fewshot.backend.model("fewshot")
+    prefix = prompts.SENTIMENT_INSTRUCTION
+    label_job = lm_calls.LabelJob(loaded.model, loaded.tokenizer, f"{prefix}Review: fine\nSentiment:",
+                                  lm_calls.SENTIMENT_LABELS, False, prefix)
+    line_job = line_jobs(loaded.model, loaded.tokenizer, capture=False)[0]
+    with loaded.lock, torch.inference_mode():
+        scores, line = run_shared_jobs([label_job, line_job])
+        assert isinstance(scores, lm_calls.LabelScores) and isinstance(line, lm_calls.Line)
+        assert line.text == alone(line_job).text
+        with pytest.raises(TypeError, match="LabelJob or a LineJob"):
+            run_shared_jobs([label_job, "not a job"])
+
+
+def test_answers_that_wait_together_share_one_batch_and_a_bad_one_fails_alone(fewshot: ModelService) -> None:
+    questions = ["Where did the cat sit?", "什么是首都？", "What is there?"]
+    expected = [fewshot.answer(context, question) for context, question in zip(CONTEXTS, questions)]
+    loaded = fewshot.backend.model("fewshot")
+    batcher = fewshot.backend.call_batcher(loaded)
+    before = len(batcher.batch_sizes)
+    calls = [lambda context=context, question=question: fewshot.answer(context, question)
+             for context, question in zip(CONTEXTS, questions)] + [lambda: fewshot.answer("   ", "Why?")]
+    outcomes: list[Any] = [None] * len(calls)
+
+    def run(index: int) -> None:
+        try:
+            outcomes[index] = calls[index]()
+        except Exception as error:  # noqa: BLE001 - the test looks at it
+            outcomes[index] = error
+
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(len(calls))]
+    with loaded.lock:                                          # busy: the good three arrive and wait together
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 10
+        while batcher.coming() < len(questions):
+            assert time.monotonic() < deadline, "the requests never reached the model"
+            time.sleep(0.005)
+    for thread in threads:
+        thread.join(timeout=60)
+    assert isinstance(outcomes[-1], InvalidInputError)
+    assert batcher.batch_sizes[before:] == [len(questions)]
+    for one, many in zip(expected, outcomes):
+        assert many.prediction == one.prediction
+        assert many.decoder_token_ids == one.decoder_token_ids
+        assert np.abs(np.asarray(many.decoder_attention) - np.asarray(one.decoder_attention)).max() < 1e-5
+
+
+@pytest.mark.slow
+def test_on_gemma_answers_asked_together_equal_the_answers_asked_alone() -> None:
+    """The real Gemma-3-270M (window 512: the QA prompts fit): four examples, English and Chinese, one of them a
+    28-token answer, in one decoding loop."""
+    from demos.examples import QA_EXAMPLES
+
+    service = ModelService("embedded")
+    examples = [tuple(example[:2]) for example in QA_EXAMPLES[:4]]
+    expected = [service.answer(context, question) for context, question in examples]
+    loaded = service.backend.model(service.backend.generation_key)
+    batcher = service.backend.call_batcher(loaded)
+    outcomes: list[Any] = [None] * len(examples)
+    threads = [threading.Thread(target=lambda index=index: outcomes.__setitem__(index, service.answer(*examples[index])))
+               for index in range(len(examples))]
+    with loaded.lock:
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 30
+        while batcher.coming() < len(examples):
+            assert time.monotonic() < deadline, "the requests never reached the model"
+            time.sleep(0.01)
+    for thread in threads:
+        thread.join(timeout=300)
+    assert batcher.batch_sizes[-1] == len(examples)
+    for one, many in zip(expected, outcomes):
+        assert many.prediction["answer"] == one.prediction["answer"]
+        assert many.prediction["score"] == pytest.approx(one.prediction["score"], abs=1e-5)
+        assert np.abs(np.asarray(many.decoder_attention) - np.asarray(one.decoder_attention)).max() < 1e-5
