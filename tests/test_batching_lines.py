@@ -174,8 +174,10 @@ def test_on_gemma_answers_asked_together_equal_the_answers_asked_alone() -> None
     loaded = service.backend.model(service.backend.generation_key)
     batcher = service.backend.call_batcher(loaded)
     outcomes: list[Any] = [None] * len(examples)
-    threads = [threading.Thread(target=lambda index=index: outcomes.__setitem__(index, service.answer(*examples[index])))
-               for index in range(len(examples))]
+    def ask(index: int) -> None:
+        outcomes[index] = service.answer(*examples[index])
+
+    threads = [threading.Thread(target=ask, args=(index,)) for index in range(len(examples))]
     with loaded.lock:
         for thread in threads:
             thread.start()

@@ -51,9 +51,9 @@ def generate_line_jobs(jobs: list[LineJob]) -> list[Line]:
                                                  [jobs[indices[position]].max_new_tokens for position in together],
                                                  len(prefixes[together[0]].ids)):
                 with kernel_for(model, first.capture_attention):
-                    lines = generate_lines_together(model, tokenizer, [jobs[indices[position]] for position in together],
-                                                    [prompts[position] for position in together],
-                                                    prefixes[together[0]])
+                    lines = generate_lines_together(
+                        model, tokenizer, [jobs[indices[position]] for position in together],
+                        [prompts[position] for position in together], prefixes[together[0]])
                 for position, line in zip(together, lines):
                     results[indices[position]] = line
             for index in indices:
@@ -96,10 +96,12 @@ def generate_lines_together(model: Any, tokenizer: Any, jobs: list[LineJob], pro
         row_masks.append(_mask_rows(model, _tree_masks(model, list(range(len(ids))), [-1] * len(ids)), cached))
     cache = prefix.fresh_cache()
     cache.batch_repeat_interleave(batch)                                               # (batch, kv_head, p, dim)
-    output = model(input_ids=input_ids, position_ids=position_ids, attention_mask=_right_aligned(row_masks, blocks, width),
-                   cache=cache, use_cache=True, output_attentions=capture, logits_to_keep=1)
-    steps: list[list[Any]] = [[prefix.full_attention([_own_rows(layer, row, own, width) for layer in output.attentions])]
-                              if capture else [] for row, own in enumerate(blocks)]  # per row, per step, per layer
+    output = model(input_ids=input_ids, position_ids=position_ids,
+                   attention_mask=_right_aligned(row_masks, blocks, width), cache=cache, use_cache=True,
+                   output_attentions=capture, logits_to_keep=1)
+    steps: list[list[Any]] = [                 # per row, per step, per layer: the prefill's (1, head, P, P) first
+        [prefix.full_attention([_own_rows(layer, row, own, width) for layer in output.attentions])] if capture else []
+        for row, own in enumerate(blocks)]
     generated: list[list[int]] = [[] for _ in jobs]
     logprobs: list[list[float]] = [[] for _ in jobs]
     done = [False] * batch
@@ -123,12 +125,12 @@ def generate_lines_together(model: Any, tokenizer: Any, jobs: list[LineJob], pro
         if not feeding:
             break
         fed = {row for _, row in feeding}
-        kept = feeding + [(slot, row) for slot, row in enumerate(active)        # stopped lines kept as fillers
-                          if row not in fed][: max(0, min(MIN_ROWS, len(active)) - len(feeding))]
-        if len(kept) < len(active):                    # the other stopped lines leave the batch and its cache
-            kept.sort()
-            output.cache.batch_select_indices(torch.tensor([slot for slot, _ in kept], device=device))
-            active = [row for _, row in kept]
+        staying = feeding + [(slot, row) for slot, row in enumerate(active)     # stopped lines kept as fillers
+                             if row not in fed][: max(0, min(MIN_ROWS, len(active)) - len(feeding))]
+        if len(staying) < len(active):                 # the other stopped lines leave the batch and its cache
+            staying.sort()
+            output.cache.batch_select_indices(torch.tensor([slot for slot, _ in staying], device=device))
+            active = [row for _, row in staying]
         step_ids = torch.tensor([[generated[row][-1] if row in fed else PAD_ID] for row in active],
                                 device=device)                                         # (active, 1)
         step_positions = torch.tensor([[len(prompts[row]) + len(generated[row]) - 1] for row in active],
