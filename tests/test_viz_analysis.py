@@ -126,3 +126,24 @@ def test_head_summary_has_an_explicit_colour_range_even_when_every_value_is_zero
         fig = plot_statistic_map(values, statistic)
         assert fig.data[0].coloraxis == "coloraxis" and fig.data[0].zmax is None
         assert (fig.layout.coloraxis.cmin, fig.layout.coloraxis.cmax) == (0.0, pytest.approx(top))
+
+
+def test_a_long_strip_shows_the_page_of_the_chosen_token_and_names_the_strongest_elsewhere() -> None:
+    """A pasted paragraph: 600 tokens page by 256; the page follows the chosen token, nothing strong is hidden."""
+    from demos.i18n import load_catalogs, translate_html
+    from viz.token_strip import STRIP_PAGE_TOKENS
+
+    tokens = [f"w{index}" for index in range(600)]
+    weights = np.full(600, 0.1 / 599)
+    weights[3] = 0.9                                   # the sink, far from the chosen token's page
+    strip = str(render_token_strip(weights, tokens, focus=400))
+    assert STRIP_PAGE_TOKENS == 256
+    assert ">w256<" in strip and ">w511<" in strip and ">w255<" not in strip and ">w512<" not in strip
+    assert "Tokens #256–#511 of 600" in strip and "Strongest on other pages: #3 “w3” 0.900." in strip
+    assert "0.900 (attention weight)" in strip         # shading stays relative to the whole row
+    whole = str(render_token_strip(weights, tokens, focus=400, page_tokens=1000))
+    assert len(strip) < len(whole) / 2 and "Tokens #" not in whole
+    assert ">w0<" in str(render_token_strip(weights, tokens))   # no chosen token: the first page
+    load_catalogs()
+    chinese = translate_html(strip, "zh")
+    assert "那一页）。其他页上最强的：#3 “w3” 0.900。" in chinese and "词元 #256–#511（共 600 个）" in chinese

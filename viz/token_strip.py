@@ -1,4 +1,8 @@
-"""Token strip: the text with each token shaded by the attention a chosen token gives it (HTML, everything escaped)."""
+"""Token strip: the text with each token shaded by the attention a chosen token gives it (HTML, everything escaped).
+
+A long text pages: the strip shows the page of STRIP_PAGE_TOKENS tokens that holds the chosen token, and names the
+strongest weights on the other pages, so a pasted paragraph stays readable and its update small.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +21,10 @@ from .style import ATTENTION_CAVEAT, COLOR_SCALE, FONT_FAMILY, Theme, theme_colo
 if TYPE_CHECKING:
     from service.result import AttentionResult
 
+STRIP_PAGE_TOKENS = 256     # tokens per page of a long strip
+ELSEWHERE_SHOWN = 3         # the strongest weights off the page, named under the strip ...
+ELSEWHERE_SHARE = 0.1       # ... when they reach this share of the row's largest weight
+
 
 def _text_color(rgb: str) -> str:
     """Black or white, whichever reads better on an 'rgb(r, g, b)' background."""
@@ -34,6 +42,7 @@ def render_token_strip(
     visible: Sequence[bool] | None = None,
     caption: str = "",
     theme: Theme = "light",
+    page_tokens: int = STRIP_PAGE_TOKENS,
 ) -> HTMLView:
     """Tokens as a line of text, each shaded by its weight (array level).
 
@@ -43,6 +52,7 @@ def render_token_strip(
         special: (T,) True for special tokens. visible: (T,) False where the chosen token cannot see the token
             (future tokens in causal attention): drawn dashed and unshaded, not as zero attention.
         caption: plain text shown above the strip (escaped here).
+        page_tokens: past this many tokens only the page holding `focus` (else the first) is drawn.
     Shading is relative to the largest weight (legend shows the range); hover a token for its exact weight.
     """
     weights = np.asarray(weights, dtype=np.float64)
@@ -54,8 +64,10 @@ def render_token_strip(
     top = float(shown.max()) if shown.size and shown.max() > 0 else 1.0
     fills = sample_colorscale(COLOR_SCALE, list(np.clip(weights / top, 0, 1)))
     labels = display_tokens(tokens, special)
+    first, last = page_of(len(tokens), focus, page_tokens)                             # tokens first..last - 1
     spans = []
-    for index, (label, weight, fill, seen) in enumerate(zip(labels, weights, fills, visible)):
+    for index in range(first, last):
+        label, weight, fill, seen = labels[index], weights[index], fills[index], visible[index]
         style = "display:inline-block;margin:2px 1px;padding:2px 4px;border-radius:4px;white-space:pre;"
         if not seen:
             style += f"border:1px dashed {colors['muted']};color:{colors['muted']};background:transparent;"
@@ -79,9 +91,33 @@ def render_token_strip(
             f'font-size:16px">'
             + (f'<div style="font-size:13px;margin-bottom:6px">{escape_html(caption)}</div>' if caption else "")
             + f'<div>{"".join(spans)}</div>{legend}'
+            + (_page_note(first, last, labels, weights, visible, colors["muted"]) if last - first < len(tokens) else "")
             + f'<div style="font-size:12px;color:{colors["muted"]};margin-top:4px">{escape_html(ATTENTION_CAVEAT)}'
               "</div></div>")
     return HTMLView(html)
+
+
+def page_of(count: int, focus: int | None, page_tokens: int) -> tuple[int, int]:
+    """(first, last + 1) of the page of `page_tokens` tokens holding `focus` (None: the first page)."""
+    if count <= page_tokens:
+        return 0, count
+    first = (max(0, focus or 0) // page_tokens) * page_tokens
+    return first, min(count, first + page_tokens)
+
+
+def _page_note(first: int, last: int, labels: Sequence[str], weights: np.ndarray, visible: np.ndarray,
+               muted: str) -> str:
+    """Which tokens the page shows, and the strongest visible weights on the other pages (those a shade would show:
+    at least ELSEWHERE_SHARE of the row's largest)."""
+    floor = ELSEWHERE_SHARE * float(weights[visible].max()) if visible.any() else np.inf
+    outside = [index for index in np.argsort(-weights, kind="stable")
+               if visible[index] and not first <= index < last and weights[index] >= floor][:ELSEWHERE_SHOWN]
+    named = ", ".join(f"#{index} “{escape_html(labels[index])}” {weights[index]:.3f}" for index in outside)
+    text = (f"Tokens #{first}–#{last - 1} of {len(labels)}: the page of the chosen token (choose a token on another "
+            "page to see that page).")
+    if named:
+        text += f" Strongest on other pages: {named}."
+    return f'<div class="atlas-strip-page" style="font-size:12px;color:{muted};margin-top:4px">{text}</div>'
 
 
 def token_strip_html(result: "AttentionResult", layer: int, position: int, head: int | None = None,

@@ -322,6 +322,10 @@ PATTERNS: list[tuple[str, str]] = [
     (r"How much each token attends to “(?P<tok>.*)” \(#(?P<pos>\d+)\) \((?P<t_which>layer \d+, .+)\)",
      "每个词元对“{tok}”（#{pos}）的注意力有多少（{t_which}）"),
     (r"(?P<v>[\d.]+) \(attention weight\)", "{v}（注意力权重）"),
+    (r"Tokens #(?P<a>\d+)–#(?P<b>\d+) of (?P<n>\d+): the page of the chosen token \(choose a token on another page "
+     r"to see that page\)\.(?: (?P<t_more>Strongest on other pages: .+\.))?",
+     "词元 #{a}–#{b}（共 {n} 个）：所选词元所在的一页（选择另一页上的词元即可看到那一页）。{t_more}"),
+    (r"Strongest on other pages: (?P<named>.+)\.", "其他页上最强的：{named}。"),
     # --- steps.py ---------------------------------------------------------------------------------------------------------
     (r"Step (?P<i>\d+) of (?P<n>\d+): “(?P<tok>.*)” · rank (?P<r>\d+) \(rank 0 = the model(?:'|&#x27;)s first "
      r"choice\) · p = (?P<p>[\d.]+)(?P<t_sampled>(?: \(after temperature / top-k / top-p: [\d.]+\))?)",
