@@ -27,7 +27,7 @@ import numpy as np
 
 from bench.app_process import AppProcess
 from bench.bare import BareModel, bare_call, bare_model, generated_count, model_key_for
-from bench.load import measure_sentiment_load_row
+from bench.load import measure_class_load_row
 from bench.long_inputs import LONG_CONTEXT, QUESTION, measure_long_rows
 from bench.stats import Sample, interleave, paired, repeat, time_call
 from bench.table import Row, Target, format_sample, format_value, render_markdown
@@ -511,7 +511,8 @@ def run_benchmark(settings: Settings, log: Callable[[str], None] | None = None) 
     rows.append(Row("Cold start: page answers", "—", format_sample(page_up), page_up.median, "s", PAGE_UP_TARGET,
                     page_notes, target_applies=ctx.targets_apply))
     rows += measure_cold_loads(settings, log)
-    rows.append(measure_sentiment_load_row(settings.profile, settings.device, log, quick=settings.quick))
+    rows += [measure_class_load_row(settings.profile, settings.device, log, task, quick=settings.quick)
+             for task in ("sentiment", "qa")]
     rows.append(Row(
         "Peak RSS after loading the model(s)", "—", format_value(loaded_memory["peak_rss"], "B"),
         loaded_memory["peak_rss"], "B", RSS_TARGET,
@@ -598,9 +599,11 @@ def render_document(settings: Settings, rows: list[Row]) -> str:
         "  (`python -m bench.cold_load`), with the user's converted cache and with an empty temporary",
         "  `ATTENTION_ATLAS_CACHE`.",
         "- **Memory**: VmHWM (peak resident set) of the app process from /proc.",
-        "- **Concurrent Sentiment users** (`python -m bench.load`): every user its own `gradio_client` session, all",
-        "  starting together, each sending its requests in turn; on a fresh app with batching and on one with",
-        "  `ATTENTION_ATLAS_MAX_BATCH=1` (each request its own forward, as before batching).",
+        "- **A class at once** (`python -m bench.load`): 30 Sentiment or 20 Ask users, every user its own",
+        "  `gradio_client` session on the same machine, all starting together, each sending its requests in turn;",
+        "  on three fresh apps: the path before issue 13 (`ATTENTION_ATLAS_PREFIX_REUSE=0 ATTENTION_ATLAS_MAX_BATCH=1`:",
+        "  every prompt whole, one at a time), the cached prefix without batching (`ATTENTION_ATLAS_MAX_BATCH=1`) and",
+        "  the app as served.",
         "",
     ])
 

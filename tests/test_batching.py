@@ -29,10 +29,10 @@ def fewshot() -> ModelService:
     return service
 
 
-def together(service: ModelService, calls: list[Callable[[], Any]]) -> list[Any]:
+def together(service: ModelService, calls: list[Callable[[], Any]], timeout: float = 30) -> list[Any]:
     """Each call on its own thread, all arriving while the model is busy: they meet in one batch. Returns each
-    call's result or the exception it raised."""
-    loaded = service.backend.model("fewshot")
+    call's result or the exception it raised (a call marked reaches_model = False is not waited for)."""
+    loaded = service.backend.model(service.backend.generation_key)
     batcher = service.backend.call_batcher(loaded)
     outcomes: list[Any] = [None] * len(calls)
 
@@ -46,12 +46,12 @@ def together(service: ModelService, calls: list[Callable[[], Any]]) -> list[Any]
     with loaded.lock:                                  # busy: every request arrives and waits for the lock
         for thread in threads:
             thread.start()
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + timeout
         while batcher.coming() < sum(1 for call in calls if getattr(call, "reaches_model", True)):
             assert time.monotonic() < deadline, "the requests never reached the model"
             time.sleep(0.005)
     for thread in threads:
-        thread.join(timeout=30)
+        thread.join(timeout=timeout * 10)
     return outcomes
 
 

@@ -5,8 +5,6 @@ limit; lines that do not fit the sliding window run alone; a bad request fails a
 from __future__ import annotations
 
 import copy
-import threading
-import time
 from typing import Any
 
 import numpy as np
@@ -19,6 +17,7 @@ from service.errors import InvalidInputError
 from service.models.loading import prepare_model
 from service.tasks import fewshot as prompts
 from service.tasks import lines_together, lm_calls
+from test_batching import together
 
 CONTEXTS = ["The cat sat on the mat.", "北京是中国的首都，也是一座历史名城。",
             "Paris is big and old and has many bridges over the river Seine, and the Louvre is there too.",
@@ -131,29 +130,15 @@ def test_label_and_line_jobs_in_one_batch_each_get_their_own_kind(fewshot: Model
 def test_answers_that_wait_together_share_one_batch_and_a_bad_one_fails_alone(fewshot: ModelService) -> None:
     questions = ["Where did the cat sit?", "什么是首都？", "What is there?"]
     expected = [fewshot.answer(context, question) for context, question in zip(CONTEXTS, questions)]
-    loaded = fewshot.backend.model("fewshot")
-    batcher = fewshot.backend.call_batcher(loaded)
+    batcher = fewshot.backend.call_batcher(fewshot.backend.model("fewshot"))
     before = len(batcher.batch_sizes)
-    calls = [lambda context=context, question=question: fewshot.answer(context, question)
-             for context, question in zip(CONTEXTS, questions)] + [lambda: fewshot.answer("   ", "Why?")]
-    outcomes: list[Any] = [None] * len(calls)
 
-    def run(index: int) -> None:
-        try:
-            outcomes[index] = calls[index]()
-        except Exception as error:  # noqa: BLE001 - the test looks at it
-            outcomes[index] = error
+    def empty() -> Any:
+        return fewshot.answer("   ", "Why?")
 
-    threads = [threading.Thread(target=run, args=(index,)) for index in range(len(calls))]
-    with loaded.lock:                                          # busy: the good three arrive and wait together
-        for thread in threads:
-            thread.start()
-        deadline = time.monotonic() + 10
-        while batcher.coming() < len(questions):
-            assert time.monotonic() < deadline, "the requests never reached the model"
-            time.sleep(0.005)
-    for thread in threads:
-        thread.join(timeout=60)
+    empty.reaches_model = False                       # refused by validation before it queues anything
+    outcomes = together(fewshot, [lambda context=context, question=question: fewshot.answer(context, question)
+                                  for context, question in zip(CONTEXTS, questions)] + [empty])
     assert isinstance(outcomes[-1], InvalidInputError)
     assert batcher.batch_sizes[before:] == [len(questions)]
     for one, many in zip(expected, outcomes):
@@ -171,22 +156,9 @@ def test_on_gemma_answers_asked_together_equal_the_answers_asked_alone() -> None
     service = ModelService("embedded")
     examples = [tuple(example[:2]) for example in QA_EXAMPLES[:4]]
     expected = [service.answer(context, question) for context, question in examples]
-    loaded = service.backend.model(service.backend.generation_key)
-    batcher = service.backend.call_batcher(loaded)
-    outcomes: list[Any] = [None] * len(examples)
-    def ask(index: int) -> None:
-        outcomes[index] = service.answer(*examples[index])
-
-    threads = [threading.Thread(target=ask, args=(index,)) for index in range(len(examples))]
-    with loaded.lock:
-        for thread in threads:
-            thread.start()
-        deadline = time.monotonic() + 30
-        while batcher.coming() < len(examples):
-            assert time.monotonic() < deadline, "the requests never reached the model"
-            time.sleep(0.01)
-    for thread in threads:
-        thread.join(timeout=300)
+    batcher = service.backend.call_batcher(service.backend.model(service.backend.generation_key))
+    outcomes = together(service, [lambda example=example: service.answer(*example) for example in examples],
+                        timeout=60)
     assert batcher.batch_sizes[-1] == len(examples)
     for one, many in zip(expected, outcomes):
         assert many.prediction["answer"] == one.prediction["answer"]

@@ -44,7 +44,9 @@ EXPECTED_ROWS = [
 ]
 # Rows that the quick mode (tiny models, no embedded model) must actually measure.
 MEASURED_IN_QUICK_MODE = [name for name in EXPECTED_ROWS if not name.startswith("Embedded model load")]
-QUICK_CPU_SECONDS = 60.0
+# Measured 57–68 s on 2 cores (tiny models; the benchmark and the apps it starts); a row that ran the real model
+# or a load run would cost minutes.
+QUICK_CPU_SECONDS = 90.0
 
 
 @pytest.fixture(scope="module")
