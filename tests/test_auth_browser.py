@@ -56,14 +56,12 @@ def test_a_third_request_is_refused_on_the_page_and_a_closed_tab_gives_its_turns
     page = context.new_page()
     try:
         log_in(page, served.url, PASSWORD)
-        # Ask runs (held at the gate) and Translate waits behind it in the one-at-a-time model group; Sentiment, the
-        # third, is refused (its own batched group counts towards the same two turns)
-        runs = [("Ask", "#qa-question textarea", "#qa-run"), ("Translate", "#tr-text textarea", "#tr-run"),
+        # Translate runs (held at the gate) and Generate waits behind it in the one-at-a-time model group; Sentiment,
+        # the third, is refused (its own batched group, shared with Ask, counts towards the same two turns)
+        runs = [("Translate", "#tr-text textarea", "#tr-run"), ("Generate", "#gen-prompt textarea", "#gen-run"),
                 ("Sentiment", "#sent-text textarea", "#sent-run")]
         for tab, field, button in runs:
             page.get_by_role("tab", name=tab).click()
-            if tab == "Ask":
-                page.locator("#qa-context textarea").fill("Paris is the capital of France.")
             page.locator(field).fill("Where is Paris?")
             page.locator(button).click()
             if tab != "Sentiment":
