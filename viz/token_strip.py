@@ -62,12 +62,12 @@ def render_token_strip(
     colors = theme_colors(theme)
     shown = weights[visible]
     top = float(shown.max()) if shown.size and shown.max() > 0 else 1.0
-    fills = sample_colorscale(COLOR_SCALE, list(np.clip(weights / top, 0, 1)))
     labels = display_tokens(tokens, special)
     first, last = page_of(len(tokens), focus, page_tokens)                             # tokens first..last - 1
+    fills = sample_colorscale(COLOR_SCALE, list(np.clip(weights[first:last] / top, 0, 1)))   # the page's only
     spans = []
-    for index in range(first, last):
-        label, weight, fill, seen = labels[index], weights[index], fills[index], visible[index]
+    for index, fill in zip(range(first, last), fills):
+        label, weight, seen = labels[index], weights[index], visible[index]
         style = "display:inline-block;margin:2px 1px;padding:2px 4px;border-radius:4px;white-space:pre;"
         if not seen:
             style += f"border:1px dashed {colors['muted']};color:{colors['muted']};background:transparent;"
