@@ -205,3 +205,118 @@ def batched_submits(batcher: Batcher[Any, Any], jobs: list[Any]) -> list[Any]:
         thread.join(timeout=10)
         assert not thread.is_alive(), "a submit never returned"
     return outcomes
+
+
+class Countdown:
+    """A stepped session (continuous batching): job n is answered after n steps; job "bad" makes a step raise."""
+
+    def __init__(self, before_step: Callable[[int], None] = lambda step: None) -> None:
+        self.left: dict[int, Any] = {}
+        self.names: dict[int, Any] = {}
+        self.steps: list[list[Any]] = []               # the jobs each step ran
+        self.step_times: list[float] = []
+        self.before_step = before_step
+        self._finished: list[tuple[int, object, BaseException | None]] = []
+
+    def offer(self, tickets: list[int], jobs: list[Any]) -> int:
+        for ticket, job in zip(tickets, jobs):
+            self.left[ticket], self.names[ticket] = job, job
+        return len(jobs)
+
+    def step(self) -> None:
+        self.before_step(len(self.steps))
+        self.step_times.append(time.monotonic())
+        self.steps.append(sorted(self.names[ticket] for ticket in self.left))
+        if any(job == "bad" for job in self.left.values()):
+            raise ValueError("this step cannot run")
+        for ticket in list(self.left):
+            self.left[ticket] -= 1
+            if self.left[ticket] == 0:
+                del self.left[ticket]
+                self._finished.append((ticket, f"{self.names[ticket]} steps", None))
+
+    def busy(self) -> bool:
+        return bool(self.left)
+
+    def finished(self) -> list[tuple[int, object, BaseException | None]]:
+        done, self._finished = self._finished, []
+        return done
+
+
+def wait_for_company(batcher: Batcher[Any, Any]) -> Callable[[int], None]:
+    """A step hook: the first step lasts until another request is on its way; every step takes 10 ms."""
+    def before_step(step: int) -> None:
+        deadline = time.monotonic() + 10
+        while step == 0 and batcher.coming() < 1:
+            assert time.monotonic() < deadline, "the second request never came"
+            time.sleep(0.002)
+        time.sleep(0.01)
+    return before_step
+
+
+def stepped_batcher() -> tuple[Batcher[Any, Any], list[Countdown]]:
+    sessions: list[Countdown] = []
+
+    def new_session() -> Countdown:
+        sessions.append(Countdown(wait_for_company(batcher)))
+        return sessions[-1]
+
+    batcher: Batcher[Any, Any] = Batcher(threading.Lock(), lambda jobs: [f"alone {job}" for job in jobs],
+                                         max_batch=8, session=new_session)
+    return batcher, sessions
+
+
+def ask_in_turn(batcher: Batcher[Any, Any], job: int, returned: dict[int, float]) -> None:
+    """Submit as the backend does; note when the answer came (still holding the lock: before any later step)."""
+    with batcher.arrival() as arrival, batcher.lock:
+        assert arrival.submit(job) == f"{job} steps"
+        returned[job] = time.monotonic()
+
+
+@pytest.mark.parametrize("leader_job, joining_job, steps", [
+    (6, 2, [[6], [2, 6], [2, 6], [6], [6], [6]]),       # the short job joins and returns before the long one ends
+    (3, 8, [[3], [3, 8], [3, 8]] + [[8]] * 6),          # the leader's job ends first: the other leads the rest
+])
+def test_a_job_arriving_while_a_session_runs_joins_it_and_each_returns_when_its_own_steps_end(
+        leader_job: int, joining_job: int, steps: list[list[int]]) -> None:
+    batcher, sessions = stepped_batcher()
+    returned: dict[int, float] = {}
+    joining = threading.Thread(target=lambda: (wait_until(lambda: sessions and sessions[0].left),
+                                               ask_in_turn(batcher, joining_job, returned)))
+    joining.start()
+    ask_in_turn(batcher, leader_job, returned)          # leads; the other arrives during its first step
+    joining.join(timeout=10)
+    assert not joining.is_alive(), "the joining request never returned"
+    session = sessions[0]
+    assert len(sessions) == 1 and batcher.batch_sizes == [1, 1]          # one session; the second job joined it
+    assert session.steps == steps
+    first = min(leader_job, joining_job)
+    assert returned[first] < session.step_times[3] < returned[max(leader_job, joining_job)]   # answered at once
+
+
+def wait_until(condition: Callable[[], Any], timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "never happened"
+        time.sleep(0.002)
+
+
+def test_a_session_step_that_raises_runs_each_of_its_jobs_alone() -> None:
+    lock = threading.Lock()
+
+    def run_batch(jobs: list[Any]) -> list[Any]:
+        if jobs == ["bad"]:
+            raise ValueError("this job cannot run")
+        return [f"alone {job}" for job in jobs]
+
+    batcher: Batcher[Any, Any] = Batcher(lock, run_batch, max_batch=8, session=Countdown)
+    outcomes = batched_submits(batcher, [3, "bad", 2])
+    assert outcomes[0] == "alone 3" and outcomes[2] == "alone 2"
+    assert isinstance(outcomes[1], ValueError) and "this job" in str(outcomes[1])
+
+
+def test_max_batch_one_runs_every_job_alone_without_a_session() -> None:
+    lock = threading.Lock()
+    batcher: Batcher[Any, Any] = Batcher(lock, lambda jobs: [f"alone {job}" for job in jobs], max_batch=1,
+                                         session=lambda: pytest.fail("a session with batching off"))
+    assert batched_submits(batcher, [1, 2]) == ["alone 1", "alone 2"] and batcher.batch_sizes == [1, 1]

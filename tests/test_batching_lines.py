@@ -5,6 +5,7 @@ limit; lines that do not fit the sliding window run alone; a bad request fails a
 from __future__ import annotations
 
 import copy
+import time
 from typing import Any
 
 import numpy as np
@@ -161,6 +162,84 @@ def test_on_gemma_answers_asked_together_equal_the_answers_asked_alone() -> None
                         timeout=60)
     assert batcher.batch_sizes[-1] == len(examples)
     for one, many in zip(expected, outcomes):
+        assert many.prediction["answer"] == one.prediction["answer"]
+        assert many.prediction["score"] == pytest.approx(one.prediction["score"], abs=1e-5)
+        assert np.abs(np.asarray(many.decoder_attention) - np.asarray(one.decoder_attention)).max() < 1e-5
+
+
+def test_a_line_joining_a_running_loop_gets_what_it_gets_alone_and_stopped_lines_return_at_once(
+        fewshot: ModelService, wide_window: Any) -> None:
+    model, tokenizer = wide_window
+    jobs = line_jobs(model, tokenizer)
+    with fewshot.backend.model("fewshot").lock, torch.inference_mode():
+        expected = [alone(job) for job in jobs]
+        prompts = [lines_together.prompt_ids(job) for job in jobs]
+        batch = lines_together.LineBatch(model, tokenizer, lines_together.cached_prefix(jobs[3], prompts[3]), True)
+        batch.join([3], [jobs[3]], [prompts[3]])                    # the longest limit runs first, alone
+        batch.step()
+        batch.join([0, 1, 2], jobs[:3], prompts[:3])                # the others join it mid-way
+        lines, handed_back_at, step = dict(batch.finished()), {}, 0
+        while batch.busy():
+            step += 1
+            batch.step()
+            for key, line in batch.finished():
+                lines[key], handed_back_at[key] = line, step
+    assert batch.rows == [] and batch.cache is None                  # every line left: no cache is held
+    for key, one in enumerate(expected):
+        assert_same_line(one, lines[key])
+    assert min(handed_back_at.values()) < max(handed_back_at.values())   # some returned while others decoded
+
+
+def test_a_loop_takes_a_line_only_while_its_cache_stays_inside_the_window(fewshot: ModelService,
+                                                                         wide_window: Any) -> None:
+    model, tokenizer = wide_window
+    job = line_jobs(model, tokenizer)[2]
+    with fewshot.backend.model("fewshot").lock, torch.inference_mode():
+        ids = lines_together.prompt_ids(job)
+        batch = lines_together.LineBatch(model, tokenizer, lines_together.cached_prefix(job, ids), True)
+        room = 512 - len(ids) - 2                                   # the most new tokens a lone line may have
+        assert batch.fits([ids], [room]) and not batch.fits([ids], [room + 1])
+        assert not batch.fits([ids[: batch.cached]], [1])           # a prompt must go past the prefix
+        batch.join([0], [lm_calls.LineJob(model, tokenizer, job.prompt, room - 8, None, True, job.prefix_text)],
+                   [ids])
+        assert batch.fits([ids], [room])             # side by side: the two decode at once, in the same columns
+        batch.step()
+        assert batch.busy()                          # a column more: a line joining now has one token less room
+        assert batch.fits([ids], [2]) and batch.fits([ids], [room - 1]) and not batch.fits([ids], [room])
+
+
+@pytest.mark.slow
+def test_on_gemma_a_short_answer_asked_during_a_long_one_joins_it_and_returns_first() -> None:
+    """The tab's Chinese example answers in 28 tokens; an English one asked while it decodes joins its loop and is
+    answered at once, each answer equal to the one asked alone."""
+    import threading
+
+    from demos.examples import QA_EXAMPLES
+
+    service = ModelService("embedded")
+    long_question, short_question = tuple(QA_EXAMPLES[0][:2]), tuple(QA_EXAMPLES[2][:2])
+    expected = {name: service.answer(*question) for name, question in
+                (("long", long_question), ("short", short_question))}
+    batcher = service.backend.call_batcher(service.backend.model(service.backend.generation_key))
+    before = len(batcher.batch_sizes)
+    outcomes: dict[str, Any] = {}
+    answered: list[str] = []
+
+    def ask(name: str, question: tuple[str, str]) -> None:
+        outcomes[name] = service.answer(*question)
+        answered.append(name)
+
+    long_one = threading.Thread(target=ask, args=("long", long_question))
+    long_one.start()
+    deadline = time.monotonic() + 60
+    while batcher.running() < 1:                                    # the long answer is decoding
+        assert time.monotonic() < deadline, "the long answer never started"
+        time.sleep(0.01)
+    ask("short", short_question)
+    long_one.join(timeout=120)
+    assert answered == ["short", "long"] and batcher.batch_sizes[before:] == [1, 1]
+    for name, one in expected.items():
+        many = outcomes[name]
         assert many.prediction["answer"] == one.prediction["answer"]
         assert many.prediction["score"] == pytest.approx(one.prediction["score"], abs=1e-5)
         assert np.abs(np.asarray(many.decoder_attention) - np.asarray(one.decoder_attention)).max() < 1e-5

@@ -24,8 +24,9 @@ from service.tasks.common import char_spans_to_segments, decoder_result, sink_se
 from service.tasks.demonstrations import Chosen, DemonstrationSelector
 from service.tasks.fewshot import (QA_DEMONSTRATIONS, FewShotOutcome, answer_fewshot, classify_fewshot,
                                    translate_fewshot)
-from service.tasks.lines_together import generate_line_jobs
-from service.tasks.lm_calls import LabelJob, LineJob, score_label_jobs, shared_model_calls
+from service.tasks.lines_together import (LineBatch, alone, cached_prefix, generate_line_jobs, group_of,
+                                          prompt_ids)
+from service.tasks.lm_calls import LabelJob, LineJob, score_label_jobs, shared_model_calls, unshared
 
 SENTENCE_ENCODER_KEY = "minilm"      # a profile that can show MiniLM in Explain also uses it to pick demonstrations
 # Tasks whose demonstrations are chosen per input, measured on the dev split (eval/README.md):
@@ -120,7 +121,7 @@ class FewShotBackend(Backend):
         """The batcher of shared model calls on the few-shot model (made once, on its lock)."""
         with self._registry_lock:
             if self._call_batcher is None:
-                self._call_batcher = Batcher(loaded.lock, run_shared_jobs)
+                self._call_batcher = Batcher(loaded.lock, run_shared_jobs, session=SharedCalls)
             return self._call_batcher
 
 
@@ -136,6 +137,107 @@ def run_shared_jobs(jobs: list[Any]) -> list[Any]:
             for index, result in zip(indices, run_kind([jobs[index] for index in indices])):
                 results[index] = result
     return results
+
+
+class SharedCalls:
+    """The call batcher's session (service/backends/batching.py:Session): label-scoring jobs run at once, together
+    (score_label_jobs); line jobs join the running decoding loop of their model and prefix (LineBatch), between
+    its steps, and each line is answered as soon as it stops: continuous batching, so a long answer holds no one.
+    A line job that would take its loop past the sliding window waits (and the jobs behind it: first come, first
+    served) until the loop has room; one that fits no loop, or has no cached prefix, runs alone. A loop whose step
+    fails is dropped and its lines run alone, so an error stays with its own request."""
+
+    def __init__(self) -> None:
+        self.loops: dict[tuple[Any, ...], LineBatch] = {}
+        self._finished: list[tuple[int, object, BaseException | None]] = []
+
+    def offer(self, tickets: list[int], jobs: list[Any]) -> int:
+        if any(not isinstance(job, (LabelJob, LineJob)) for job in jobs):
+            raise TypeError("a shared model call is a LabelJob or a LineJob")
+        labels: list[tuple[int, LabelJob]] = []
+        alone_lines: list[tuple[int, LineJob]] = []
+        joining: dict[tuple[Any, ...], list[tuple[int, LineJob, list[int]]]] = {}
+        taken = 0
+        with unshared():
+            for ticket, job in zip(tickets, jobs):
+                if isinstance(job, LabelJob):
+                    labels.append((ticket, job))
+                else:
+                    ids = prompt_ids(job)
+                    prefix = cached_prefix(job, ids)
+                    if prefix is None:
+                        alone_lines.append((ticket, job))     # no cached prefix: over its whole prompt
+                    else:
+                        group = group_of(job)
+                        loop = self.loops.setdefault(group, LineBatch(job.model, job.tokenizer, prefix,
+                                                                      job.capture_attention))
+                        entries = joining.setdefault(group, [])
+                        if loop.fits([entry[2] for entry in entries] + [ids],
+                                     [entry[1].max_new_tokens for entry in entries] + [job.max_new_tokens]):
+                            entries.append((ticket, job, ids))
+                        elif not loop.busy() and not entries:
+                            alone_lines.append((ticket, job))  # too long for a loop even alone
+                        else:
+                            break                              # waits for room; so do the jobs behind it
+                taken += 1
+            self._run_labels(labels)
+            for group, entries in joining.items():
+                self._join(self.loops[group], entries)
+            for ticket, job in alone_lines:
+                self._alone(ticket, job)
+        return taken
+
+    def step(self) -> None:
+        for group, loop in list(self.loops.items()):
+            if loop.busy():
+                try:
+                    loop.step()
+                    self._finished += [(ticket, line, None) for ticket, line in loop.finished()]
+                except BaseException:  # noqa: BLE001 - each of its lines runs alone and keeps its own error
+                    self._finished += [(ticket, line, None) for ticket, line in loop.finished()]
+                    del self.loops[group]
+                    for row in loop.rows:
+                        if not row.handed_back:
+                            self._alone(row.key, row.job)
+            if not loop.busy():
+                self.loops.pop(group, None)
+
+    def busy(self) -> bool:
+        return any(loop.busy() for loop in self.loops.values())
+
+    def finished(self) -> list[tuple[int, object, BaseException | None]]:
+        done, self._finished = self._finished, []
+        return done
+
+    def _run_labels(self, labels: list[tuple[int, LabelJob]]) -> None:
+        if not labels:
+            return
+        try:
+            scores = score_label_jobs([job for _, job in labels])
+            self._finished += [(ticket, result, None) for (ticket, _), result in zip(labels, scores)]
+        except BaseException:  # noqa: BLE001 - then each alone, so an error stays its own
+            for ticket, job in labels:
+                try:
+                    self._finished.append((ticket, score_label_jobs([job])[0], None))
+                except BaseException as error:  # noqa: BLE001
+                    self._finished.append((ticket, None, error))
+
+    def _join(self, loop: LineBatch, entries: list[tuple[int, LineJob, list[int]]]) -> None:
+        if not entries:
+            return
+        try:
+            loop.join([ticket for ticket, _, _ in entries], [job for _, job, _ in entries],
+                      [ids for _, _, ids in entries])
+            self._finished += [(ticket, line, None) for ticket, line in loop.finished()]
+        except BaseException:  # noqa: BLE001 - none of them joined (LineBatch.join): each runs alone
+            for ticket, job, _ in entries:
+                self._alone(ticket, job)
+
+    def _alone(self, ticket: int, job: LineJob) -> None:
+        try:
+            self._finished.append((ticket, alone(job), None))
+        except BaseException as error:  # noqa: BLE001
+            self._finished.append((ticket, None, error))
 
 
 def fewshot_result(loaded: LoadedModel, task: TaskName, outcome: FewShotOutcome,

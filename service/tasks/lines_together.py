@@ -1,21 +1,26 @@
-"""Greedy lines of several requests in one batched decoding loop (Ask: few-shot QA under a class's load).
+"""Greedy lines of several requests in one batched decoding loop that others join while it runs (Ask under a class's
+load: continuous batching).
 
 A decoding step of one request moves all of Gemma's weights, its 262k-row output layer included, through the CPU
 for one token; a batch moves them once for every request in it. So the requests that share the model's cached
-prompt prefix (service/attention/prefix_cache.py) run together:
-- one prefill: each prompt's own tokens right-aligned in a block of the longest one's width, pads first, every pad
-  blocked in the mask (as lm_calls.score_trees_together does for label scoring);
-- then one forward per step, one token per request, until every line has stopped (newline, EOS or its own token
-  limit); a stopped line leaves the batch and its cache. Each request's constraint, stop and log-probabilities are
-  its own, on its own logits.
-Each line, and the attention it captured, equals what lm_calls.generate_line gives the request alone: the same
-masks over the same keys (pads have weight exactly 0), the same greedy choice. A line that stopped at its token
-limit gets its last token's row from one more step, the row generate_line leaves pending and computes on demand.
-Hold the model's lock.
+prompt prefix (service/attention/prefix_cache.py) decode together, in a LineBatch:
+- requests join it (`join`) with one prefill: their prompts' own tokens right-aligned in a block of the longest
+  one's width, pads first, every pad blocked in the mask (as lm_calls.score_trees_together does for label
+  scoring); their cache rows then join the running ones, pad columns added where the widths differ;
+- each `step` is one forward with one token per request; each request's constraint, stop and log-probabilities
+  are its own, on its own logits. A line that has stopped (newline, EOS or its own token limit) is handed back at
+  once (`finished`) and leaves the batch and its cache; columns no request sees any more leave too.
+Each row sees exactly the keys it would see alone (a `visible` mask per row over the cache's columns; a blocked
+key has weight exactly 0), at its own positions, so each line, and the attention it captured, equals what
+lm_calls.generate_line gives the request alone. A line that stopped at its token limit gets its last token's row
+from one more step, the row generate_line leaves pending and computes on demand.
+Hold the model's lock around every call; between calls it may be let go (another request's code may run the
+model, so each forward sets its kernel again).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -36,147 +41,310 @@ def generate_line_jobs(jobs: list[LineJob]) -> list[Line]:
     """Each job's Line, equal to what generate_line gives it alone; the jobs on one model, tokenizer, kernel and
     cached prefix that fit the model's sliding window run as ONE batched loop (generate_lines_together)."""
     results: list[Line | None] = [None] * len(jobs)
-    groups: dict[tuple[int, int, bool, str | None], list[int]] = {}
+    groups: dict[tuple[Any, ...], list[int]] = {}
     for index, job in enumerate(jobs):
-        groups.setdefault((id(job.model), id(job.tokenizer), job.capture_attention, job.prefix_text), []).append(index)
+        groups.setdefault(group_of(job), []).append(index)
     with unshared():
         for indices in groups.values():
             first = jobs[indices[0]]
-            model, tokenizer = first.model, first.tokenizer
-            prompts = [encode(tokenizer, jobs[index].prompt, model.device)[0].tolist() for index in indices]
-            prefixes = [PREFIXES.lookup(model, tokenizer, first.prefix_text, ids) if first.prefix_text else None
-                        for ids in prompts]
+            prompts = [prompt_ids(jobs[index]) for index in indices]
+            prefixes = [cached_prefix(jobs[index], ids) for index, ids in zip(indices, prompts)]
             together = [position for position, prefix in enumerate(prefixes) if prefix is not None]
-            if len(together) > 1 and fits_window(model, [prompts[position] for position in together],
-                                                 [jobs[indices[position]].max_new_tokens for position in together],
-                                                 len(prefixes[together[0]].ids)):
-                with kernel_for(model, first.capture_attention):
-                    lines = generate_lines_together(
-                        model, tokenizer, [jobs[indices[position]] for position in together],
-                        [prompts[position] for position in together], prefixes[together[0]])
-                for position, line in zip(together, lines):
-                    results[indices[position]] = line
+            if len(together) > 1:
+                batch = LineBatch(first.model, first.tokenizer, prefixes[together[0]], first.capture_attention)
+                if batch.fits([prompts[position] for position in together],
+                              [jobs[indices[position]].max_new_tokens for position in together]):
+                    lines = generate_lines_together(batch, [jobs[indices[position]] for position in together],
+                                                    [prompts[position] for position in together])
+                    for position, line in zip(together, lines):
+                        results[indices[position]] = line
             for index in indices:
                 if results[index] is None:
-                    job = jobs[index]
-                    results[index] = generate_line(model, tokenizer, job.prompt, job.max_new_tokens, job.constraint,
-                                                   job.capture_attention, job.prefix_text)
+                    results[index] = alone(jobs[index])
     return results  # type: ignore[return-value]  (every slot is filled above)
 
 
-def fits_window(model: Any, prompts: list[list[int]], max_new_tokens: list[int], cached: int) -> bool:
-    """Whether the batch's cache stays inside a sliding-window layer's window (then no layer drops a key, and one
-    mask serves every layer); models without sliding layers always fit."""
-    config = getattr(model.config, "get_text_config", lambda: model.config)()
-    window = getattr(config, "sliding_window", None)
-    if not window or "sliding_attention" not in set(getattr(config, "layer_types", None) or ()):
-        return True
-    width = max(len(ids) for ids in prompts) - cached
-    return cached + width + max(max_new_tokens) + 1 < window
+def group_of(job: LineJob) -> tuple[Any, ...]:
+    """Jobs that may share one LineBatch: one model, tokenizer, kernel and cached prefix."""
+    return (id(job.model), id(job.tokenizer), job.capture_attention, job.prefix_text)
 
 
-def generate_lines_together(model: Any, tokenizer: Any, jobs: list[LineJob], prompts: list[list[int]],
-                            prefix: Prefix) -> list[Line]:
-    """generate_line of each job (its prompt ids in `prompts`, all starting with `prefix`), in one batched loop."""
-    device = model.device
-    cached = len(prefix.ids)
-    blocks = [len(ids) - cached for ids in prompts]                                    # n per request
-    width = max(blocks)                                                                # W
-    batch = len(jobs)
-    capture = jobs[0].capture_attention
-    eos = stop_ids(model, tokenizer)
-    limits = [max(1, int(job.max_new_tokens)) for job in jobs]
+def prompt_ids(job: LineJob) -> list[int]:
+    return encode(job.tokenizer, job.prompt, job.model.device)[0].tolist()
 
-    input_ids = torch.full((batch, width), PAD_ID, dtype=torch.long, device=device)   # (batch, W)
-    position_ids = torch.full((batch, width), cached, dtype=torch.long, device=device)  # (batch, W)
-    row_masks = []
-    for row, (ids, own) in enumerate(zip(prompts, blocks)):
-        input_ids[row, width - own:] = torch.tensor(ids[cached:], device=device)
-        position_ids[row, width - own:] = torch.arange(cached, len(ids), device=device)
-        row_masks.append(_mask_rows(model, _tree_masks(model, list(range(len(ids))), [-1] * len(ids)), cached))
-    cache = prefix.fresh_cache()
-    cache.batch_repeat_interleave(batch)                                               # (batch, kv_head, p, dim)
-    output = model(input_ids=input_ids, position_ids=position_ids,
-                   attention_mask=_right_aligned(row_masks, blocks, width), cache=cache, use_cache=True,
-                   output_attentions=capture, logits_to_keep=1)
-    steps: list[list[Any]] = [                 # per row, per step, per layer: the prefill's (1, head, P, P) first
-        [prefix.full_attention([_own_rows(layer, row, own, width) for layer in output.attentions])] if capture else []
-        for row, own in enumerate(blocks)]
-    generated: list[list[int]] = [[] for _ in jobs]
-    logprobs: list[list[float]] = [[] for _ in jobs]
-    done = [False] * batch
-    last_row_owed = [False] * batch          # stopped at its limit: its last token's row is still to be computed
-    active = list(range(batch))              # the rows in the forward, in batch order (a stopped line leaves it)
-    columns = cached + width                                                           # keys in the cache now
-    while True:
-        logits = output.logits[:, -1].to(dtype=torch.float32)                          # (active, vocab)
-        feeding = []                                                                   # (slot, row) to feed next
-        for slot, row in enumerate(active):
-            if not done[row]:
-                token = _greedy(jobs[row], prompts[row] + generated[row], logits[slot:slot + 1])
-                generated[row].append(token)
-                logprobs[row].append(float(torch.log_softmax(logits[slot], dim=-1)[token]))
-                if token in eos or ends_line(tokenizer, token):
-                    done[row] = True
-                elif len(generated[row]) >= limits[row]:
-                    done[row], last_row_owed[row] = True, capture
-                if not done[row] or last_row_owed[row]:
-                    feeding.append((slot, row))
+
+def cached_prefix(job: LineJob, ids: list[int]) -> Prefix | None:
+    """The job's cached prompt prefix, or None (no prefix text, reuse off, or a token split apart: then it runs
+    alone, over its whole prompt)."""
+    return PREFIXES.lookup(job.model, job.tokenizer, job.prefix_text, ids) if job.prefix_text else None
+
+
+def alone(job: LineJob) -> Line:
+    """generate_line of the job, at once, on this thread."""
+    with unshared():
+        return generate_line(job.model, job.tokenizer, job.prompt, job.max_new_tokens, job.constraint,
+                             job.capture_attention, job.prefix_text)
+
+
+def generate_lines_together(batch: "LineBatch", jobs: list[LineJob], prompts: list[list[int]]) -> list[Line]:
+    """generate_line of each job (its prompt ids in `prompts`, all starting with the batch's prefix), all joining
+    `batch` at once and stepping until every line has stopped."""
+    batch.join(list(range(len(jobs))), jobs, prompts)
+    while batch.busy():
+        batch.step()
+    lines = dict(batch.finished())
+    return [lines[key] for key in range(len(jobs))]
+
+
+@dataclass
+class _Row:
+    """One request in a LineBatch."""
+
+    key: Any                                   # the caller's name for it, handed back with its line
+    job: LineJob
+    prompt: list[int]                          # its prompt ids (the cached prefix first)
+    limit: int                                 # its max new tokens
+    generated: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+    steps: list[list[Any]] = field(default_factory=list)   # per step, per layer: the prefill's (1, head, P, P) first
+    done: bool = False                         # its line has stopped
+    owes_last_row: bool = False                # stopped at its limit: its last token's row is still to be computed
+    handed_back: bool = False                  # its line is in `finished` (it may stay in as a filler)
+
+    @property
+    def fed_next(self) -> bool:
+        """Whether the next step feeds this row its newest token."""
+        return not self.done or self.owes_last_row
+
+    def feeds_left(self) -> int:
+        """At most how many more steps feed this row."""
+        return self.limit - len(self.generated) + 1 if self.fed_next else 0
+
+
+class LineBatch:
+    """A decoding loop over one cached prefix: requests join between steps and leave as their lines stop.
+
+    cache:   (rows, kv_head, columns, dim) per layer; the first `cached` columns are the prefix's
+    visible: (rows, columns) bool: the columns each row attends to (its prefix, own prompt and own tokens)
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, prefix: Prefix, capture_attention: bool) -> None:
+        self.model, self.tokenizer, self.prefix = model, tokenizer, prefix
+        self.capture = capture_attention
+        self.cached = len(prefix.ids)
+        self.eos = stop_ids(model, tokenizer)
+        config = getattr(model.config, "get_text_config", lambda: model.config)()
+        sliding = "sliding_attention" in set(getattr(config, "layer_types", None) or ())
+        self.window: int | None = getattr(config, "sliding_window", None) if sliding else None
+        self.rows: list[_Row] = []                     # in the cache's batch order
+        self.cache: Any = None
+        self.visible: torch.Tensor | None = None
+        self._finished: list[tuple[Any, Line]] = []
+
+    # --- what callers ask -------------------------------------------------------------------------------------
+
+    def busy(self) -> bool:
+        """Whether a line is still being decoded (or owes its last row)."""
+        return any(row.fed_next for row in self.rows)
+
+    def columns(self) -> int:
+        return self.visible.shape[1] if self.visible is not None else self.cached
+
+    def fits(self, prompts: list[list[int]], max_new_tokens: list[int]) -> bool:
+        """Whether these prompts may join now: the cache must stay inside a sliding layer's window to its end (then
+        no layer drops a key, and one mask serves every layer); models without sliding layers always fit."""
+        if any(ids[: self.cached] != self.prefix.ids or len(ids) <= self.cached for ids in prompts):
+            return False
+        if self.window is None:
+            return True
+        area = max([self.columns() - self.cached] + [len(ids) - self.cached for ids in prompts])
+        feeds = max([row.feeds_left() for row in self.rows] + [max(1, int(limit)) for limit in max_new_tokens])
+        return self.cached + area + feeds + 1 < self.window
+
+    def finished(self) -> list[tuple[Any, Line]]:
+        """(key, Line) of every line that stopped since the last call."""
+        lines, self._finished = self._finished, []
+        return lines
+
+    # --- the loop ---------------------------------------------------------------------------------------------
+
+    def join(self, keys: list[Any], jobs: list[LineJob], prompts: list[list[int]]) -> None:
+        """Prefill the jobs (their prompt ids in `prompts`, each starting with the prefix; check `fits` first) in
+        one forward, choose each one's first token, and add their rows to the running ones."""
+        cached = self.cached
+        blocks = [len(ids) - cached for ids in prompts]                                # n per request
+        width = max(blocks)                                                            # W
+        device = self.model.device
+        input_ids = torch.full((len(jobs), width), PAD_ID, dtype=torch.long, device=device)   # (new, W)
+        position_ids = torch.full((len(jobs), width), cached, dtype=torch.long, device=device)  # (new, W)
+        visible = torch.zeros((len(jobs), cached + width), dtype=torch.bool, device=device)  # (new, cached + W)
+        visible[:, :cached] = True
+        row_masks = []
+        for row, (ids, own) in enumerate(zip(prompts, blocks)):
+            input_ids[row, width - own:] = torch.tensor(ids[cached:], device=device)
+            position_ids[row, width - own:] = torch.arange(cached, len(ids), device=device)
+            visible[row, cached + width - own:] = True
+            row_masks.append(_mask_rows(self.model, _tree_masks(self.model, list(range(len(ids))), [-1] * len(ids)),
+                                        cached))
+        cache = self.prefix.fresh_cache()
+        cache.batch_repeat_interleave(len(jobs))                                       # (new, kv_head, p, dim)
+        handed_back = len(self._finished)
+        try:
+            with torch.inference_mode(), unshared(), kernel_for(self.model, self.capture):
+                output = self.model(input_ids=input_ids, position_ids=position_ids,
+                                    attention_mask=_right_aligned(row_masks, blocks, width), cache=cache,
+                                    use_cache=True, output_attentions=self.capture, logits_to_keep=1)
+                rows = [_Row(key, job, ids, max(1, int(job.max_new_tokens)))
+                        for key, job, ids in zip(keys, jobs, prompts)]
+                for row, (entry, own) in enumerate(zip(rows, blocks)):
+                    if self.capture:
+                        entry.steps.append(self.prefix.full_attention([_own_rows(layer, row, own, width)
+                                                                       for layer in output.attentions]))
+                    self._choose(entry, output.logits[row, -1])
+                self._add(rows, output.cache, visible)
+        except BaseException:
+            del self._finished[handed_back:]           # none of them joined: the running rows are as they were
+            raise
+
+    def step(self) -> None:
+        """One forward: every row still decoding gets its next token (a row owed its last row gets that row); the
+        lines that stopped are handed back (`finished`) and leave the batch."""
+        if not self.busy():
+            self._leave()
+            return
+        device = self.model.device
+        assert self.visible is not None
+        fed = [row.fed_next for row in self.rows]
+        self.visible = torch.cat([self.visible, torch.ones((len(self.rows), 1), dtype=torch.bool, device=device)],
+                                 dim=1)                                                # (rows, columns + 1)
+        step_ids = torch.tensor([[row.generated[-1] if feeding else PAD_ID] for row, feeding in zip(self.rows, fed)],
+                                device=device)                                         # (rows, 1)
+        step_positions = torch.tensor([[len(row.prompt) + len(row.generated) - 1] for row in self.rows],
+                                      device=device)                                   # (rows, 1)
+        with torch.inference_mode(), unshared(), kernel_for(self.model, self.capture):
+            output = self.model(input_ids=step_ids, position_ids=step_positions, attention_mask=self._step_mask(),
+                                cache=self.cache, use_cache=True, output_attentions=self.capture, logits_to_keep=1)
+            self.cache = output.cache
+            for slot, (row, feeding) in enumerate(zip(self.rows, fed)):
+                if not feeding:
+                    continue                               # a filler: its output is never read
+                if self.capture:
+                    keys = self.visible[slot]
+                    row.steps.append([layer[slot:slot + 1][..., keys] for layer in output.attentions])
+                    # per layer (1, head, 1, keys): the row's own columns only
+                if row.done:                               # fed only for its last token's row: here it is
+                    row.owes_last_row = False
+                    self._hand_back(row)
+                else:
+                    self._choose(row, output.logits[slot, -1])
+        self._leave()
+
+    # --- inside -----------------------------------------------------------------------------------------------
+
+    def _choose(self, row: _Row, logits: torch.Tensor) -> None:
+        """The row's greedy token from its (vocab,) logits, after its constraint (as generate's greedy search)."""
+        logits = logits.to(dtype=torch.float32)
+        scores = logits[None].clone()                                                  # (1, vocab)
+        if row.job.constraint is not None:
+            scores = row.job.constraint(torch.tensor([row.prompt + row.generated], device=logits.device), scores)
+        token = int(torch.argmax(scores[0]))
+        row.generated.append(token)
+        row.logprobs.append(float(torch.log_softmax(logits, dim=-1)[token]))
+        if token in self.eos or ends_line(self.tokenizer, token):
+            row.done = True
+        elif len(row.generated) >= row.limit:
+            row.done, row.owes_last_row = True, self.capture
+        if not row.fed_next:
+            self._hand_back(row)
+
+    def _hand_back(self, row: _Row) -> None:
+        text, kept = kept_line(self.tokenizer, row.generated, self.eos)
+        attention = rows_from_generation(row.steps, row.prompt + row.generated) if self.capture else None
+        self._finished.append((row.key, Line(text.rstrip(), row.logprobs[: len(kept)], attention)))
+        row.handed_back = True
+        row.steps = []
+
+    def _add(self, rows: list[_Row], cache: Any, visible: torch.Tensor) -> None:
+        """The new rows (their cache and visible columns) join the batch: the narrower side gets pad columns after
+        the prefix, so every row has the same columns."""
+        if self.cache is None or not self.rows:
+            self.rows, self.cache, self.visible = rows, cache, visible
+        else:
+            assert self.visible is not None
+            extra = visible.shape[1] - self.visible.shape[1]
+            old_cache, new_cache = (_pad_columns(self.cache, self.cached, extra), cache) if extra > 0 else (
+                self.cache, _pad_columns(cache, self.cached, -extra))
+            old_visible, new_visible = (_pad_visible(self.visible, self.cached, extra), visible) if extra > 0 else (
+                self.visible, _pad_visible(visible, self.cached, -extra))
+            for old_layer, new_layer in zip(old_cache.layers, new_cache.layers):
+                old_layer.keys = torch.cat([old_layer.keys, new_layer.keys], dim=0)
+                old_layer.values = torch.cat([old_layer.values, new_layer.values], dim=0)
+            self.rows, self.cache = self.rows + rows, old_cache
+            self.visible = torch.cat([old_visible, new_visible], dim=0)
+        self._leave()
+
+    def _leave(self) -> None:
+        """Handed-back rows leave the batch (up to MIN_ROWS rows stay, as fillers), then the columns no row still
+        being fed sees."""
+        if not self.rows:
+            return
+        feeding = [slot for slot, row in enumerate(self.rows) if row.fed_next]
+        fillers = [slot for slot, row in enumerate(self.rows) if not row.fed_next]
+        staying = sorted(feeding + fillers[: max(0, min(MIN_ROWS, len(self.rows)) - len(feeding))])
         if not feeding:
-            break
-        fed = {row for _, row in feeding}
-        staying = feeding + [(slot, row) for slot, row in enumerate(active)     # stopped lines kept as fillers
-                             if row not in fed][: max(0, min(MIN_ROWS, len(active)) - len(feeding))]
-        if len(staying) < len(active):                 # the other stopped lines leave the batch and its cache
-            staying.sort()
-            output.cache.batch_select_indices(torch.tensor([slot for slot, _ in staying], device=device))
-            active = [row for _, row in staying]
-        step_ids = torch.tensor([[generated[row][-1] if row in fed else PAD_ID] for row in active],
-                                device=device)                                         # (active, 1)
-        step_positions = torch.tensor([[len(prompts[row]) + len(generated[row]) - 1] for row in active],
-                                      device=device)                                   # (active, 1)
-        columns += 1
-        output = model(input_ids=step_ids, position_ids=step_positions,
-                       attention_mask=_step_mask(model, [blocks[row] for row in active], width, cached, columns),
-                       cache=output.cache, use_cache=True, output_attentions=capture, logits_to_keep=1)
-        for slot, row in enumerate(active):
-            if row not in fed:
-                continue                               # a filler: its output is never read
-            if capture:
-                steps[row].append([_step_row(layer, slot, blocks[row], width, cached)
-                                   for layer in output.attentions])                    # per layer (1, head, 1, keys)
-            last_row_owed[row] = False                 # a stopped line was fed its last token: its row is here
-    lines = []
-    for row in range(batch):
-        text, kept = kept_line(tokenizer, generated[row], eos)
-        attention = rows_from_generation(steps[row], prompts[row] + generated[row]) if capture else None
-        lines.append(Line(text.rstrip(), logprobs[row][: len(kept)], attention))
-    return lines
+            staying = []
+        if len(staying) < len(self.rows):
+            self.rows = [self.rows[slot] for slot in staying]
+            if not staying:
+                self.cache, self.visible = None, None
+                return
+            assert self.visible is not None
+            indices = torch.tensor(staying, device=self.visible.device)
+            self.cache.batch_select_indices(indices)
+            self.visible = self.visible[indices]
+        assert self.visible is not None
+        seen = self.visible[[slot for slot, row in enumerate(self.rows) if row.fed_next]].any(dim=0)  # (columns,)
+        seen[: self.cached] = True
+        if not bool(seen.all()):
+            kept = torch.nonzero(seen).flatten()
+            for layer in self.cache.layers:
+                layer.keys = layer.keys.index_select(-2, kept)
+                layer.values = layer.values.index_select(-2, kept)
+            self.visible = self.visible[:, kept]
+        _set_lengths(self.cache, self.visible.shape[1])
+
+    def _step_mask(self) -> Any:
+        """(rows, 1, 1, columns) additive mask of one decoding step: each row's visible columns; one tensor for
+        every layer type (the batch fits the window: fits)."""
+        assert self.visible is not None
+        dtype = self.model.dtype if self.model.dtype.is_floating_point else torch.float32
+        mask = torch.zeros(self.visible.shape, dtype=dtype, device=self.visible.device)
+        mask = mask.masked_fill(~self.visible, torch.finfo(dtype).min)[:, None, None, :]   # (rows, 1, 1, columns)
+        return {"full_attention": mask, "sliding_attention": mask} if self.window else mask
 
 
-def _greedy(job: LineJob, ids: list[int], logits: torch.Tensor) -> int:
-    """The job's greedy token from its (1, vocab) logits, after its constraint (as generate's greedy search)."""
-    scores = logits.clone()
-    if job.constraint is not None:
-        scores = job.constraint(torch.tensor([ids], device=logits.device), scores)
-    return int(torch.argmax(scores[0]))
+def _pad_columns(cache: Any, at: int, count: int) -> Any:
+    """The cache with `count` zero key / value columns inserted at column `at` of every layer (blocked pads)."""
+    if count > 0:
+        for layer in cache.layers:
+            for name in ("keys", "values"):
+                states = getattr(layer, name)                                          # (rows, kv_head, C, dim)
+                pads = states.new_zeros((*states.shape[:2], count, states.shape[3]))
+                setattr(layer, name, torch.cat([states[:, :, :at], pads, states[:, :, at:]], dim=2))
+    return cache
 
 
-def _step_mask(model: Any, blocks: list[int], width: int, cached: int, columns: int) -> Any:
-    """(active, 1, 1, columns) additive mask of one decoding step: every key visible but each row's pads (the
-    first W - n of its block); one tensor for every layer type (the batch fits the window: fits_window)."""
-    dtype = model.dtype if model.dtype.is_floating_point else torch.float32
-    mask = torch.zeros((len(blocks), 1, 1, columns), dtype=dtype, device=model.device)
-    for row, own in enumerate(blocks):
-        mask[row, 0, 0, cached: cached + width - own] = torch.finfo(dtype).min
-    config = getattr(model.config, "get_text_config", lambda: model.config)()
-    layer_types = set(getattr(config, "layer_types", None) or ())
-    if "sliding_attention" in layer_types and getattr(config, "sliding_window", None):
-        return {"full_attention": mask, "sliding_attention": mask}
-    return mask
+def _pad_visible(visible: torch.Tensor, at: int, count: int) -> torch.Tensor:
+    if count <= 0:
+        return visible
+    pads = torch.zeros((visible.shape[0], count), dtype=torch.bool, device=visible.device)
+    return torch.cat([visible[:, :at], pads, visible[:, at:]], dim=1)
 
 
-def _step_row(layer: torch.Tensor, row: int, own: int, width: int, cached: int) -> torch.Tensor:
-    """(1, head, 1, keys): one request's attention row at a decoding step, without its pad columns."""
-    rows = layer[row:row + 1]                                                          # (1, head, 1, columns)
-    return torch.cat([rows[..., :cached], rows[..., cached + width - own:]], dim=-1)
+def _set_lengths(cache: Any, columns: int) -> None:
+    """After columns were added or dropped by hand: a sliding layer counts what it holds (inside the window, all)."""
+    for layer in cache.layers:
+        if layer.keys.shape[-2] != columns:
+            raise RuntimeError(f"a cache layer holds {layer.keys.shape[-2]} columns, the batch {columns}")
+        if hasattr(layer, "cumulative_length"):
+            layer.cumulative_length = columns
