@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import ctypes
 import importlib.util
 import logging
 import os
@@ -25,6 +24,7 @@ from demos.presenter import PRESENTER_CSS, build_presenter_toggle  # noqa: E402
 from demos.privacy import build_forget_control, forget_session  # noqa: E402
 from demos.store import DEFAULT_STORE, ResultStore  # noqa: E402
 from demos.turns import FairTurns  # noqa: E402
+from service.heap import keep_big_arrays_out_of_the_heap  # noqa: E402
 from service import limits  # noqa: E402
 
 TITLE = "Attention Atlas"
@@ -34,7 +34,6 @@ MAX_THREADS = 24             # worker threads for handlers: Sentiment's batched 
 # Gradio keeps each browser session's component updates (whole figures) in memory; by default for 10,000 sessions.
 # 64 recent sessions cover a classroom twice over; an older session's panel says "run again" (as the result store does).
 SESSION_CAPACITY = 64
-M_MMAP_THRESHOLD = -3         # glibc's mallopt parameter number (malloc.h)
 INTRO = """# Attention Atlas
 Run a real transformer language model on four tasks and see what it attended to, layer by layer and head by head.
 Pick a tab, try an example, then move the **Layer** and **Head** controls under the answer: the view redraws from the
@@ -169,22 +168,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if args.port is not None and not 0 < args.port < 65536:
         parser.error(f"--port must be between 1 and 65535, got {args.port}")
     return args
-
-
-def keep_big_arrays_out_of_the_heap() -> None:
-    """Fix glibc's mmap threshold at 128 KiB so freed attention arrays go back to the OS.
-
-    By default glibc raises the threshold after each large free, so later attention arrays (up to MBs) come from
-    the heap and fragment it: the soak's resident memory crept up by 40-85 MiB per 600 requests; with a fixed
-    threshold it stays flat (+3 MiB). No effect off glibc.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(M_MMAP_THRESHOLD, 128 * 1024)
-    except (OSError, AttributeError):  # musl or another libc: keep its defaults
-        logging.getLogger("attention_atlas").debug("mallopt unavailable", exc_info=True)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

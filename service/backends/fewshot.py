@@ -17,6 +17,7 @@ from typing import Any, Callable
 from service.attention.capture import inference_mode
 from service.backends.base import Backend
 from service.backends.batching import Batcher
+from service.heap import give_back_free_heap
 from service.models.loading import LoadedModel
 from service.models.sources import ModelSource
 from service.result import AttentionResult, TaskName
@@ -185,6 +186,8 @@ class SharedCalls:
                 self._join(self.loops[group], entries)
             for ticket, job in alone_lines:
                 self._alone(ticket, job)
+        if not self.busy():
+            give_back_free_heap()
         return taken
 
     def step(self) -> None:
@@ -201,6 +204,8 @@ class SharedCalls:
                             self._alone(row.key, row.job)
             if not loop.busy():
                 self.loops.pop(group, None)
+        if not self.busy():
+            give_back_free_heap()                     # the run of batched forwards is over
 
     def busy(self) -> bool:
         return any(loop.busy() for loop in self.loops.values())

@@ -19,6 +19,7 @@ import torch
 
 from service.attention.capture import CapturedRows, eager_attention, rows_from_generation
 from service.attention.prefix_cache import PREFIXES, Prefix
+from service.heap import short_lived_tensors_in_heap
 
 SENTIMENT_LABELS = ("positive", "negative")
 CONTENT_FREE_INPUTS = ("N/A",)             # contextual calibration probe(s), averaged
@@ -345,10 +346,12 @@ def score_trees_together(model: Any, trees: list[LabelTree], prefix: Prefix,
     cache = prefix.fresh_cache()
     cache.batch_repeat_interleave(len(trees))                                          # (batch, kv_head, p, dim)
     with torch.inference_mode():
-        output = model(
-            input_ids=input_ids, position_ids=position_ids, attention_mask=_right_aligned(row_masks, blocks, width),
-            cache=cache, use_cache=True, output_attentions=capture_attention, logits_to_keep=scoring_columns,
-        )
+        with short_lived_tensors_in_heap():
+            output = model(
+                input_ids=input_ids, position_ids=position_ids,
+                attention_mask=_right_aligned(row_masks, blocks, width), cache=cache, use_cache=True,
+                output_attentions=capture_attention, logits_to_keep=scoring_columns,
+            )
         results = []
         for row, (tree, own) in enumerate(zip(trees, blocks)):
             attentions = None
