@@ -47,6 +47,7 @@ class ClassTask:
     inputs: tuple[tuple[str, ...], ...]
     users: int
     requests_per_user: int
+    p95_bound: str = ""                # what bounds p95 on the 2-core CPU, shown when its target is missed
 
 
 def class_tasks() -> dict[str, ClassTask]:
@@ -56,7 +57,13 @@ def class_tasks() -> dict[str, ClassTask]:
         # NOTES.md's measurement before prefix reuse and batching: 30 users, 180 requests
         "sentiment": ClassTask("Sentiment", "/classify", tuple((review,) for review in REVIEWS), 30, 6),
         # the tab's own examples, English and Chinese (one of them a 28-token answer)
-        "qa": ClassTask("Ask", "/answer", tuple(tuple(example[:2]) for example in QA_EXAMPLES), 20, 3),
+        "qa": ClassTask("Ask", "/answer", tuple(tuple(example[:2]) for example in QA_EXAMPLES), 20, 3,
+                        p95_bound="Why p95 is missed: the answers decode in one running loop that requests join "
+                                  "and leave, but every answer token is one step of that loop (0.3–0.5 s for 10–16 "
+                                  "answers on this CPU, against 0.15 s for one alone), and the tab's Chinese "
+                                  "example answers in 28 tokens, so under this load it alone takes about 10 s; "
+                                  "each request's prefill (its ~100–160 own tokens: the chosen demonstration, "
+                                  "context and question) is compute-bound and not shared."),
     }
 
 
@@ -151,6 +158,7 @@ def measure_class_load_row(profile: str, device: str, log: Callable[[str], None]
              f"({unbatched.describe()}). Errors: {len(batched.errors)} batched, {len(unbatched.errors)} unbatched, "
              f"{len(before.errors)} before (target 0)."]
     notes += [f"First errors: {'; '.join(batched.errors[:3])}."] if batched.errors else []
+    notes += [task.p95_bound] if task.p95_bound and not batched.percentile(95) <= P95_TARGET.limit else []
     return Row(name, f"before: {before.describe()}", f"batched: {batched.describe()}",
                batched.percentile(95) if not batched.errors else float("inf"), "s", P95_TARGET, notes,
                target_applies=profile == "embedded")

@@ -603,7 +603,8 @@ def render_document(settings: Settings, rows: list[Row]) -> str:
         "  `gradio_client` session on the same machine, all starting together, each sending its requests in turn;",
         "  on three fresh apps: the path before issue 13 (`ATTENTION_ATLAS_PREFIX_REUSE=0 ATTENTION_ATLAS_MAX_BATCH=1`:",
         "  every prompt whole, one at a time), the cached prefix without batching (`ATTENTION_ATLAS_MAX_BATCH=1`) and",
-        "  the app as served.",
+        "  the app as served (Sentiment requests that wait together share one forward; Ask requests decode in one",
+        "  running loop, which a request joins between two steps and leaves as soon as its answer ends).",
         "",
     ])
 
