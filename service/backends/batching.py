@@ -85,6 +85,10 @@ class OneCall(Generic[Job, Result]):
         return done
 
 
+def _stopped_with_jobs_unanswered() -> None:
+    raise RuntimeError("a session stopped with jobs it had taken still unanswered")
+
+
 class _Waiting(Generic[Job, Result]):
     """One queued job and, once it ran, its result or error."""
 
@@ -223,10 +227,15 @@ class Batcher(Generic[Job, Result]):
                                                               [waiting.job for waiting in offered]), offered)
                 if mine.done:
                     return
-                if self._session is session and session.busy():    # (a failed session was dropped)
-                    self._call(session, session.step, [])
-                    if mine.done:
-                        return
+                if self._session is not session:                # it failed and was dropped: a new one
+                    continue
+                if not session.busy():
+                    if not offered:                             # `mine` is neither queued nor running
+                        self._call(session, _stopped_with_jobs_unanswered, [])
+                    continue
+                self._call(session, session.step, [])
+                if mine.done:
+                    return
         finally:
             with self._state:
                 if self._session is not None and not self._session.busy():
