@@ -170,8 +170,10 @@ class SharedCalls:
                         alone_lines.append((ticket, job))     # no cached prefix: over its whole prompt
                     else:
                         group = group_of(job)
-                        loop = self.loops.setdefault(group, LineBatch(job.model, job.tokenizer, prefix,
-                                                                      job.capture_attention))
+                        loop = self.loops.get(group)
+                        if loop is None:
+                            loop = self.loops[group] = LineBatch(job.model, job.tokenizer, prefix,
+                                                                 job.capture_attention)
                         entries = joining.setdefault(group, [])
                         if loop.fits([entry[2] for entry in entries] + [ids],
                                      [entry[1].max_new_tokens for entry in entries] + [job.max_new_tokens]):
