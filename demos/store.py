@@ -30,8 +30,8 @@ def result_bytes(result: Any) -> int:
     total = 0
     for name in ("encoder_attention", "decoder_attention", "cross_attention"):
         array = getattr(result, name, None)
-        if array is not None:
-            total += int(getattr(array, "nbytes", 0))
+        if array is not None:  # attention kept as queries and keys also holds the layers its views computed
+            total += int(getattr(array, "held_bytes", getattr(array, "nbytes", 0)))
     return total
 
 

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from service import limits, validation
 from service.errors import InvalidInputError, UnsupportedError
-from service.attention.capture import inference_mode
 from service.attention.tokens import display_tokens
 from service.models.loading import Progress, resolve_device
 from service.probes.head_roles import HeadRole
@@ -150,7 +149,7 @@ class ModelService:
 
         validation.check_text(text, "text")
         loaded = self.backend.explain_model(self._explain_choice(model))
-        with loaded.lock, inference_mode():
+        with loaded.turn():
             return explain_attention(loaded.model, loaded.tokenizer, text, layer, head, position,
                                      model_name=loaded.name)
 

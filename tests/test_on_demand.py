@@ -73,6 +73,21 @@ def test_what_is_kept_grows_linearly_with_the_tokens() -> None:
     assert kept == 3 * (4 + 2) * 128 * 8 * 4 < whole  # layers × (query + key heads) × T × d float32
 
 
+def test_a_result_store_counts_the_layers_views_compute_beside_the_queries_and_keys() -> None:
+    from demos.store import result_bytes
+    from service.result import AttentionResult
+
+    model, _ = tiny_gemma()
+    kept = on_demand.keep_queries_keys(model, _ids(128))
+    for layer in range(kept.shape[0]):                # a visitor walks every layer; the last ones stay computed
+        kept.layer(layer)
+    computed = sum(weights.nbytes for weights in kept._layers.values())
+    assert computed == on_demand.CACHED_LAYERS * 4 * 128 * 128 * 4
+    result = AttentionResult(task="generation", model_name="tiny", architecture="decoder", prediction={},
+                             decoder_tokens=["t"] * 128, decoder_attention=kept)
+    assert result_bytes(result) == kept.nbytes + computed == kept.held_bytes
+
+
 def test_whole_model_views_read_one_layer_at_a_time_and_match_the_arrays() -> None:
     model, _ = tiny_gemma()
     ids = _ids(TOKENS)

@@ -72,6 +72,13 @@ class OnDemandAttention:
         kept = [*self.queries, *self.keys, *(norm for norm in self.log_norms if norm is not None)]
         return int(sum(tensor.numel() * tensor.element_size() for tensor in kept))
 
+    @property
+    def held_bytes(self) -> int:
+        """Bytes it may hold while views read it: the kept queries and keys plus the CACHED_LAYERS whole layers
+        they compute (17 MB each at 1,024 tokens); what a store of results should count."""
+        layers, heads, queries, keys = self.shape
+        return self.nbytes + CACHED_LAYERS * heads * queries * keys * self.dtype.itemsize
+
     def layer(self, layer: int) -> np.ndarray:
         """(H, N, N) float32 attention of one layer (the last CACHED_LAYERS asked for stay computed)."""
         layer = _index(layer, self.shape[0])

@@ -11,7 +11,6 @@ import queue
 import threading
 from typing import Any, Callable, Iterator
 
-from service.attention.capture import inference_mode
 from service.attention.tokens import display_tokens
 from service.models.loading import LoadedModel, Progress
 from service.models.sources import ModelSource
@@ -55,7 +54,7 @@ class Backend:
     ) -> AttentionResult | None:
         """Continue `prompt` on the generation model (None only when `stop_event` was set)."""
         loaded = self.model(self.generation_key)
-        with loaded.lock, inference_mode():
+        with loaded.turn():
             if stop_event is not None and stop_event.is_set():  # the caller left while waiting for the model
                 return None
             return run_generation(loaded, prompt, settings, self.max_attention_tokens, on_token=on_token,
@@ -124,7 +123,7 @@ class Backend:
             if self._head_roles is not None:
                 return self._head_roles
         loaded = self.model(self.generation_key)
-        with loaded.lock, inference_mode():
+        with loaded.turn():
             roles = probe_head_roles(loaded.model, loaded.tokenizer)
         with self._registry_lock:
             self._head_roles = roles
@@ -140,7 +139,7 @@ class Backend:
                 names[token_id] = display_tokens(loaded.tokenizer, [token_id])[0][0]
             return names[token_id]
 
-        with loaded.lock, inference_mode():
+        with loaded.turn():
             return logit_lens(loaded.model, token_ids, token_text, tokens, start, end, k)
 
     def lesson_companions(self) -> tuple[str | None, str | None]:
@@ -204,5 +203,5 @@ class Backend:
     def run(self, key: str, runner: Callable[[LoadedModel], Any]) -> Any:
         """runner(loaded model) with the model's lock held, in inference mode."""
         loaded = self.model(key)
-        with loaded.lock, inference_mode():
+        with loaded.turn():
             return runner(loaded)

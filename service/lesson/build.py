@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from service.attention.capture import eager_attention, inference_mode, stack_attention
+from service.attention.capture import eager_attention, stack_attention
 from service.attention.tokens import display_tokens
 from service.errors import InvalidInputError
 from service.families import adapter_for
@@ -49,7 +49,7 @@ def build_lesson(text: str, generation: LoadedModel, encoder: LoadedModel | None
 
     model = generation.model
     adapter = adapter_for(model)
-    with generation.lock, inference_mode():
+    with generation.turn():
         mark = time.perf_counter()
         hooked = residual_pass(model, token_ids)
         timings["forward"] = time.perf_counter() - mark
@@ -100,7 +100,7 @@ def encoder_view(encoder: LoadedModel, text: str) -> tuple[list[str], np.ndarray
     import torch
 
     ids = [int(token_id) for token_id in encoder.tokenizer(text, truncation=True)["input_ids"]]
-    with encoder.lock, inference_mode(), eager_attention(encoder.model):
+    with encoder.turn(), eager_attention(encoder.model):
         input_ids = torch.tensor([ids], device=encoder.model.device)          # (1, T_enc)
         outputs = encoder.model(input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
                                 output_attentions=True)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
+from collections.abc import Iterator
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +47,21 @@ class LoadedModel:
     architecture: Architecture
     device: str
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @contextlib.contextmanager
+    def turn(self) -> Iterator[LoadedModel]:
+        """The model to one request: its lock held, in inference mode. When the request is done, the free heap goes
+        back to the OS (service/heap.py): a 40-token generation leaves ~135 MB of small freed tensors (the growing
+        KV cache, per-step rows) that glibc would keep resident, and under a pool of worker threads each arena keeps
+        its own. Requests that share a batched forward give it back when their run ends (backends/fewshot.py)."""
+        from service.attention.capture import inference_mode
+        from service.heap import give_back_free_heap
+
+        try:
+            with self.lock, inference_mode():
+                yield self
+        finally:
+            give_back_free_heap()                 # ~10 ms on the embedded app's heap
 
 
 @dataclass(frozen=True)
