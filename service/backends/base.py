@@ -201,7 +201,7 @@ class Backend:
             return loaded
 
     def run(self, key: str, runner: Callable[[LoadedModel], Any]) -> Any:
-        """runner(loaded model) with the model's lock held, in inference mode."""
+        """runner(loaded model) on the model's turn (LoadedModel.turn: its lock, inference mode, the heap given back)."""
         loaded = self.model(key)
         with loaded.turn():
             return runner(loaded)
