@@ -201,7 +201,7 @@ class Backend:
             return loaded
 
     def run(self, key: str, runner: Callable[[LoadedModel], Any]) -> Any:
-        """runner(loaded model) on its turn (LoadedModel.turn: the model's lock, inference mode, the heap given back)."""
+        """runner(loaded model) on its turn (LoadedModel.turn: lock, inference mode, the heap given back)."""
         loaded = self.model(key)
         with loaded.turn():
             return runner(loaded)
