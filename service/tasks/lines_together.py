@@ -28,13 +28,14 @@ import torch
 from service.attention.capture import rows_from_generation
 from service.attention.prefix_cache import PREFIXES, Prefix
 from service.heap import short_lived_tensors_in_heap
+from service.tasks.few_rows import output_layer_for_few_rows
 from service.tasks.lm_calls import (Line, LineJob, _mask_rows, _own_rows, _right_aligned, _tree_masks, encode,
                                     ends_line, generate_line, kept_line, kernel_for, stop_ids, unshared)
 
 PAD_ID = 0                          # any id: a pad is blocked in every mask and its outputs are never read
-# Rows a decoding step keeps while the batch had that many: on the 2-core CPU the 262k × 640 output layer costs
-# 81 ms for 1 row, 172 / 268 ms for 2 / 3 rows and 211 ms for 4 (a faster kernel from 4 rows on), so up to 4
-# rows a stopped line stays in as a filler, fed a pad, its output unread.
+# Rows a decoding step keeps while the batch had that many: on the 2-core CPU the 262k × 640 output layer (in the
+# few-row layout, service/tasks/few_rows.py) costs 46 ms for 1 row (a matrix-vector product) and 29–38 ms for 2–4
+# rows, so up to 4 rows a stopped line stays in as a filler, fed a pad, its output unread.
 MIN_ROWS = 4
 
 
@@ -192,7 +193,7 @@ class LineBatch:
         handed_back = len(self._finished)
         try:
             with torch.inference_mode(), unshared(), kernel_for(self.model, self.capture):
-                with short_lived_tensors_in_heap():
+                with short_lived_tensors_in_heap(), output_layer_for_few_rows(self.model):
                     output = self.model(input_ids=input_ids, position_ids=position_ids,
                                         attention_mask=_right_aligned(row_masks, blocks, width), cache=cache,
                                         use_cache=True, output_attentions=self.capture, logits_to_keep=1)
@@ -224,7 +225,7 @@ class LineBatch:
         step_positions = torch.tensor([[len(row.prompt) + len(row.generated) - 1] for row in self.rows],
                                       device=device)                                   # (rows, 1)
         with torch.inference_mode(), unshared(), kernel_for(self.model, self.capture):
-            with short_lived_tensors_in_heap():
+            with short_lived_tensors_in_heap(), output_layer_for_few_rows(self.model):
                 output = self.model(input_ids=step_ids, position_ids=step_positions,
                                     attention_mask=self._step_mask(), cache=self.cache, use_cache=True,
                                     output_attentions=self.capture, logits_to_keep=1)
