@@ -32,13 +32,31 @@ def inference_mode() -> Any:
 @contextmanager
 def eager_attention(model: Any) -> Iterator[None]:
     """Switch `model` to the eager kernel (the one that returns attention weights) for the duration, then back to
-    the kernel it had. The one way this project switches kernels: hold the model's lock around it."""
+    the kernel it had. The one way this project switches kernels: hold the model's lock around it. A grouped-query
+    model of a family with the standard eager kernel gets the same kernel without copying its key / value heads
+    (service/attention/grouped_eager.py: equal weights, less memory traffic)."""
     previous = getattr(model.config, "_attn_implementation", None) or "sdpa"
-    set_attention_kernel(model, "eager")
+    set_attention_kernel(model, _eager_kernel(model))
     try:
         yield
     finally:
         set_attention_kernel(model, previous)
+
+
+def _eager_kernel(model: Any) -> str:
+    from service.errors import UnsupportedError
+    from service.families import adapter_for
+
+    try:
+        adapter = adapter_for(model)
+    except UnsupportedError:
+        return "eager"
+    config = getattr(model, "config", None)
+    if not adapter.grouped_eager or adapter.key_value_heads(config) >= adapter.num_heads(config):
+        return "eager"
+    from service.attention.grouped_eager import GROUPED_EAGER
+
+    return GROUPED_EAGER
 
 
 def stack_attention(attentions: Any, keep_last: int | None = None) -> np.ndarray:

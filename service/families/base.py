@@ -100,6 +100,8 @@ class FamilyAdapter:
         explainable           the Explain walk-through's recompute covers this family
         input_names           tokenizer outputs the model's forward accepts
         softmax_in_float32    the model's eager attention runs softmax in float32 (else in the model's dtype)
+        grouped_eager         its eager kernel is transformers' standard one (scaled q·kᵀ, soft-cap, additive mask,
+                              float32 softmax), so capture may run it grouped (service/attention/grouped_eager.py)
 
     Checks and sizes
         check(config)                      raise UnsupportedError for a variant this adapter does not cover
@@ -150,6 +152,7 @@ class FamilyAdapter:
     explainable: bool = True
     input_names: tuple[str, ...] = ("input_ids", "attention_mask", "token_type_ids")
     softmax_in_float32: bool = False
+    grouped_eager: bool = False
 
     # --- checks and sizes ------------------------------------------------------------------------
     def check(self, config: Any) -> None:

@@ -24,6 +24,7 @@ class Gemma3Adapter(FamilyAdapter):
         norm_placement="pre+post (sandwich)", positional="rope", uses_qk_norm=True,
     )
     softmax_in_float32 = True
+    grouped_eager = True
 
     def check(self, config: Any) -> None:
         if getattr(config, "use_bidirectional_attention", False):
