@@ -28,7 +28,7 @@ import torch
 from service.attention.capture import rows_from_generation
 from service.attention.prefix_cache import PREFIXES, Prefix
 from service.heap import short_lived_tensors_in_heap
-from service.tasks.few_rows import output_layer_for_few_rows
+from service.tasks.few_rows import few_row_linears
 from service.tasks.lm_calls import (Line, LineJob, _mask_rows, _own_rows, _right_aligned, _tree_masks, encode,
                                     ends_line, generate_line, kept_line, kernel_for, stop_ids, unshared)
 
@@ -193,7 +193,7 @@ class LineBatch:
         handed_back = len(self._finished)
         try:
             with torch.inference_mode(), unshared(), kernel_for(self.model, self.capture):
-                with short_lived_tensors_in_heap(), output_layer_for_few_rows(self.model):
+                with short_lived_tensors_in_heap(), few_row_linears(self.model):
                     output = self.model(input_ids=input_ids, position_ids=position_ids,
                                         attention_mask=_right_aligned(row_masks, blocks, width), cache=cache,
                                         use_cache=True, output_attentions=self.capture, logits_to_keep=1)
@@ -225,7 +225,7 @@ class LineBatch:
         step_positions = torch.tensor([[len(row.prompt) + len(row.generated) - 1] for row in self.rows],
                                       device=device)                                   # (rows, 1)
         with torch.inference_mode(), unshared(), kernel_for(self.model, self.capture):
-            with short_lived_tensors_in_heap(), output_layer_for_few_rows(self.model):
+            with short_lived_tensors_in_heap(), few_row_linears(self.model):
                 output = self.model(input_ids=step_ids, position_ids=step_positions,
                                     attention_mask=self._step_mask(), cache=self.cache, use_cache=True,
                                     output_attentions=self.capture, logits_to_keep=1)
