@@ -59,11 +59,12 @@ def class_tasks() -> dict[str, ClassTask]:
         # the tab's own examples, English and Chinese (one of them a 28-token answer)
         "qa": ClassTask("Ask", "/answer", tuple(tuple(example[:2]) for example in QA_EXAMPLES), 20, 3,
                         p95_bound="Why p95 is missed: the answers decode in one running loop that requests join "
-                                  "and leave, but every answer token is one step of that loop (0.3–0.5 s for 10–16 "
-                                  "answers on this CPU, against 0.15 s for one alone), and the tab's Chinese "
-                                  "example answers in 28 tokens, so under this load it alone takes about 10 s; "
-                                  "each request's prefill (its ~100–160 own tokens: the chosen demonstration, "
-                                  "context and question) is compute-bound and not shared."),
+                                  "and leave, but every answer token is one step of that loop (in-process ~0.1 s for "
+                                  "up to 4 answers, ~0.27 s for 12–16, against 0.15 s for one alone; more in the app, "
+                                  "whose load clients share the 2 cores), and the tab's Chinese example answers in "
+                                  "28 tokens, so under this load it alone takes several seconds; each request's "
+                                  "prefill (its ~100–160 own tokens: the chosen demonstration, context and question) "
+                                  "is compute-bound and not shared."),
     }
 
 
