@@ -23,10 +23,11 @@ FEW_ROWS = 32                       # above this many rows F.linear is as fast (
 
 @contextmanager
 def few_row_linears(model: Any) -> Iterator[None]:
-    """While the block runs, every bias-free nn.Linear of `model` computes inputs of at most FEW_ROWS rows as
-    W @ hidden.T; more rows, and every other module, run as before."""
+    """While the block runs, every bias-free nn.Linear of `model` on the CPU computes inputs of at most FEW_ROWS
+    rows as W @ hidden.T; more rows, and every other module (and every GPU one: not measured there), run as before."""
     swapped = [module for module in model.modules()
-               if type(module) is torch.nn.Linear and module.bias is None and "forward" not in vars(module)]
+               if type(module) is torch.nn.Linear and module.bias is None and module.weight.device.type == "cpu"
+               and "forward" not in vars(module)]
     for module in swapped:
         module.forward = _few_row_forward(module.weight)
     try:
