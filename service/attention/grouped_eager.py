@@ -50,7 +50,7 @@ def grouped_eager_attention(
         if attention_mask.shape[1] == 1:
             weights = weights + attention_mask[:, :, None]                       # (batch, 1, 1, q, keys)
         else:
-            weights = weights + attention_mask.reshape(batch, groups, per_group, queries, -1)
+            weights = weights + attention_mask.reshape(attention_mask.shape[0], groups, per_group, queries, -1)
     weights = torch.softmax(weights, dim=-1, dtype=torch.float32).to(query.dtype)
     weights = torch.nn.functional.dropout(weights, p=dropout, training=module.training)
     output = torch.matmul(weights.reshape(batch, groups, per_group * queries, -1), value)   # (batch, kv, p × q, dim)
