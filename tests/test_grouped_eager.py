@@ -7,7 +7,7 @@ import transformers as tf
 
 from service.attention.capture import eager_attention
 from service.attention.grouped_eager import GROUPED_EAGER
-from service.models.tiny import _build
+from service.models.tiny import load_tiny
 
 
 def _gemma(softcap: float | None = None) -> torch.nn.Module:
@@ -56,6 +56,6 @@ def test_capture_switches_grouped_query_gemma_to_it_and_other_families_to_plain_
     with eager_attention(gemma):
         assert gemma.config._attn_implementation == GROUPED_EAGER
     assert gemma.config._attn_implementation == "sdpa"
-    gpt2, _, _ = _build("generation")                                                # GPT-2: no grouped heads
+    gpt2 = load_tiny("generation").model                                            # GPT-2: no grouped heads
     with eager_attention(gpt2):
         assert gpt2.config._attn_implementation == "eager"
