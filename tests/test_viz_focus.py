@@ -147,6 +147,21 @@ def test_a_long_input_is_pooled_into_blocks_and_the_caption_says_so():
     assert np.nansum(summed.z, axis=1) + np.nansum(single.z, axis=1) == pytest.approx(1.0, abs=1e-4)
 
 
+def test_a_sliding_window_layer_says_why_the_start_of_a_long_input_is_grey():
+    from demos.i18n import load_catalogs, translate_figure
+
+    load_catalogs()
+    result = random_result("decoder", 1024, 2, 2)
+    result.layer_types = ["sliding:512", "full"]
+    result.segments = [Segment("first token", 0, 1, role="sink"), Segment("context", 1, 1000, role="input"),
+                       Segment("answer", 1000, 1024, role="output")]
+    sliding = fig_caption(plot_answer_focus(result, 0)).replace("<br>", " ")
+    assert "Layer 0 is a sliding-window layer: each token sees only the last 512 tokens" in sliding
+    assert "sliding-window" not in fig_caption(plot_answer_focus(result, 1))
+    chinese = " ".join(a.text for a in translate_figure(plot_answer_focus(result, 0), "zh").layout.annotations)
+    assert "第 0 层是滑动窗口层" in chinese.replace("<br>", "") and "sliding-window" not in chinese
+
+
 def test_focus_works_on_every_fewshot_task_and_the_specialists(fewshot_results, specialist_results):
     for name, result in [*fewshot_results.items(), *(("hub " + k, v) for k, v in specialist_results.items())]:
         if not has_answer_focus(result):

@@ -132,6 +132,9 @@ def plot_answer_focus(result: "AttentionResult", layer: int, head: int | None = 
                  + (" Each side has its own colour bar." if parts else "")]
         if result.is_causal(side) or window is not None:
             notes.append(MASKED_NOTE + ".")
+        if window is not None and focus.rows and max(focus.rows) >= window:
+            notes.append(f"Layer {layer} is a sliding-window layer: each token sees only the last {window} tokens "
+                         "(itself included), so text before that is grey here.")
         if len(row_bounds) - 1 < len(focus.rows) or len(groups) < len(focus.columns):
             notes.append(f"Long input: {len(focus.rows)} produced tokens × {len(focus.columns)} columns shown as "
                          f"{len(row_bounds) - 1} × {len(groups)} blocks (rows averaged, columns summed; hover shows "

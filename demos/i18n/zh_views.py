@@ -284,6 +284,9 @@ PATTERNS: list[tuple[str, str]] = [
           "左：提示的其余部分（{t_parts}），每部分求和为一列（悬停可查看其文本）。右：你的文本和答案，逐词元显示。"
           "两侧各有自己的颜色条。"),
     _note(r"Right: your text and the answer, token by token\.", "右：你的文本和答案，逐词元显示。"),
+    _note(r"Layer (?P<l>\d+) is a sliding-window layer: each token sees only the last (?P<w>\d+) tokens \(itself "
+          r"included\), so text before that is grey here\.",
+          "第 {l} 层是滑动窗口层：每个词元只能看到最近的 {w} 个词元（包括它自己），所以更早的文本在这里是灰色的。"),
     _note(r"Long input: (?P<r>\d+) produced tokens × (?P<c>\d+) columns shown as (?P<rb>\d+) × (?P<cb>\d+) blocks "
           r"\(rows averaged, columns summed; hover shows each block's span\)\.",
           "长输入：{r} 个生成词元 × {c} 列显示为 {rb} × {cb} 个区块（行取平均，列求和；悬停可查看每个区块的范围）。"),
