@@ -22,7 +22,7 @@ def _swapped(model: torch.nn.Module) -> set[str]:
     return {name for name, module in model.named_modules() if "forward" in vars(module)}
 
 
-@pytest.mark.parametrize("rows", [1, 3, 16, FEW_ROWS + 1])
+@pytest.mark.parametrize("rows", [1, 3, 7, 15, 16, FEW_ROWS + 1])  # 7, 15: padded to 8, 16
 def test_outputs_equal_the_layers_own_for_any_row_count(rows: int) -> None:
     model = TinyLM()
     hidden = torch.randn(rows, 1, 64)                                              # (rows, 1, hidden)
