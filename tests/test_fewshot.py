@@ -211,3 +211,33 @@ def test_span_constraint_masks_tokens_that_leave_the_context(tiny_tokenizer):
     assert allowed
     for token in allowed:
         assert tiny_tokenizer.decode([token]).strip().lower() in context.lower()
+
+
+def _allowed_after(tokenizer, context: str, answer_so_far: str, favoured: str) -> tuple[list[int], int]:
+    """The tokens the span constraint allows after `answer_so_far` when `favoured`'s first token scores highest."""
+    prompt_ids = tokenizer("Answer:").input_ids
+    generated = tokenizer(answer_so_far, add_special_tokens=False).input_ids
+    constraint = lm_calls.ContextSpanConstraint(tokenizer, context, len(prompt_ids))
+    next_token = tokenizer(favoured, add_special_tokens=False).input_ids[0]
+    scores = torch.zeros(1, len(tokenizer))                                          # (batch, vocab)
+    scores[0, next_token] = 10.0
+    masked = constraint(torch.tensor([prompt_ids + generated]), scores)
+    return torch.isfinite(masked[0]).nonzero().flatten().tolist(), next_token
+
+
+def test_span_constraint_ends_the_answer_at_its_sentence_end(tiny_tokenizer):
+    context = "The wall is very long. Most of it was built later."
+    allowed, next_token = _allowed_after(tiny_tokenizer, context, " The wall is very long. ", "Most")
+    assert (context.lower().find(("The wall is very long. " + tiny_tokenizer.decode([next_token])).lower()) == 0
+            and next_token not in allowed)                                  # a substring, but past the sentence end
+    assert tiny_tokenizer.eos_token_id in allowed                           # the answer may stop there
+    allowed, next_token = _allowed_after(tiny_tokenizer, context, " The wall is", " very")
+    assert next_token in allowed                                            # inside the sentence: as before
+
+
+@pytest.mark.parametrize(("line", "crosses"), [
+    ("一种方式。它使用", True), ("一种方式。", False), ("Ming dynasty. Most", True), ("in 1867. Later", True),
+    ("Is it? Yes", True), ("Dr. Smith", False), ("U.S. Army", False), ("St. Louis", False), ("3.14 m", False),
+])
+def test_a_sentence_break_is_an_end_with_text_after_it_not_a_title(line, crosses):
+    assert bool(lm_calls.SENTENCE_BREAK.search(line)) is crosses

@@ -8,6 +8,7 @@ it computed on the way (service.attention.capture.CapturedRows). Hold the model'
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 import weakref
 from collections.abc import Callable, Iterator
@@ -24,6 +25,10 @@ from service.heap import short_lived_tensors_in_heap
 SENTIMENT_LABELS = ("positive", "negative")
 CONTENT_FREE_INPUTS = ("N/A",)             # contextual calibration probe(s), averaged
 SPAN_CANDIDATES_PER_STEP = 64               # constrained QA decoding looks this far down the ranking each step
+# A sentence end with more text after it: a full-width 。！？, or . ! ? and a space, unless the word before the
+# point is a capitalised word of 1–3 letters ("Dr. Smith", "U.S. Army", "St. Louis"), which is usually a title or
+# an abbreviation, not a sentence end.
+SENTENCE_BREAK = re.compile(r"[。！？]\s*\S|(?<!\b[A-Z])(?<!\b[A-Z][a-z])(?<!\b[A-Z][a-z][a-z])[.!?]\s+\S")
 
 
 def encode(tokenizer: Any, text: str, device: torch.device) -> torch.Tensor:
@@ -515,10 +520,13 @@ def ends_line(tokenizer: Any, token: int) -> bool:
 
 
 class ContextSpanConstraint:
-    """Logits processor: the answer so far must stay a (case-insensitive) substring of the context.
+    """Logits processor: the answer so far must stay a (case-insensitive) substring of the context, inside one of
+    its sentences.
 
     Each step keeps, among the SPAN_CANDIDATES_PER_STEP most likely tokens, those that extend the answer to another
-    substring of the context, plus a newline/EOS once the answer is non-empty; every other token is masked.
+    substring of the context that does not run past a sentence end (SENTENCE_BREAK: a short answer is a phrase of
+    one sentence; without this, "什么是量子计算？" was answered with the whole two-sentence context), plus a
+    newline/EOS once the answer is non-empty; every other token is masked.
     Raw logits stay available (output_logits) for scoring. Greedy decoding then picks the best allowed token.
     """
 
@@ -542,12 +550,12 @@ class ContextSpanConstraint:
             line, newline, _ = text.partition("\n")
             if newline and answer_so_far and line.rstrip().lower() == answer_so_far.rstrip().lower():
                 allowed.append(token)                                                  # a clean stop
-            elif not newline and line and line.lower() in self.context:
+            elif not newline and line and line.lower() in self.context and not SENTENCE_BREAK.search(line):
                 allowed.append(token)
             elif not newline and not line and not generated:
                 allowed.append(token)                         # a bare leading space ("▁") before the answer
-        if not allowed:                                       # nothing in reach extends a span: end the answer
-            allowed = [token for token in top if token in self.stop_ids] or top[:1]
+        if not allowed:                 # nothing in reach extends a span: end the answer (an empty one: the best token)
+            allowed = sorted(self.stop_ids) if answer_so_far and self.stop_ids else top[:1]
         mask = torch.full_like(scores, float("-inf"))                                  # (1, vocab)
         mask[0, allowed] = 0.0
         return scores + mask
