@@ -58,9 +58,24 @@ def line_jobs(model: Any, tokenizer: Any, capture: bool = True) -> list[lm_calls
     return jobs
 
 
+def demonstration_set_jobs(model: Any, tokenizer: Any) -> list[lm_calls.LineJob]:
+    """QA jobs over one shared prefix, each with a demonstration set after it (two share one, one has none)."""
+    shared = prompts.QA_INSTRUCTION
+    sets = [prompts._qa_block("Tom has a red bike.", "What colour is it?", "red") + "\n",
+            prompts._qa_block("长城很长。", "什么很长？", "长城") + "\n"]
+    jobs = []
+    for index, context in enumerate(CONTEXTS):
+        demonstrations = shared + (sets[index % 2] if index < 3 else "")
+        prompt = f"{demonstrations}Text: {context}\nQuestion: what is it?\nAnswer:"
+        constraint = lm_calls.ContextSpanConstraint(tokenizer, context, len(tokenizer(prompt).input_ids))
+        jobs.append(lm_calls.LineJob(model, tokenizer, prompt, 3 + 2 * index, constraint, True, shared,
+                                     demonstrations if index < 3 else None))
+    return jobs
+
+
 def alone(job: lm_calls.LineJob) -> lm_calls.Line:
     line = lm_calls.generate_line(job.model, job.tokenizer, job.prompt, job.max_new_tokens, job.constraint,
-                                  job.capture_attention, job.prefix_text)
+                                  job.capture_attention, job.prefix_text, job.request_prefix_text)
     if line.attention is not None and line.attention.pending is not None:
         with lm_calls.kernel_for(job.model, True):
             line.attention.feed_pending(job.model)            # the row a view asks for: compare it too
@@ -98,6 +113,32 @@ def test_the_batched_loop_gives_each_line_what_it_gets_alone(fewshot: ModelServi
     limits_hit = sum(len(line.logprobs) == job.max_new_tokens for line, job in zip(expected, jobs))
     assert limits_hit >= 1                                     # a line that ends at its limit (its last row owed)
     for one, many in zip(expected, batched):
+        assert_same_line(one, many)
+
+
+def test_lines_with_their_own_cached_demonstrations_share_one_loop_and_equal_the_whole_prompts_pass(
+        fewshot: ModelService, wide_window: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from service.attention.prefix_cache import PREFIXES
+
+    model, tokenizer = wide_window
+    jobs = demonstration_set_jobs(model, tokenizer)
+    whole = [lm_calls.LineJob(job.model, job.tokenizer, job.prompt, job.max_new_tokens, job.constraint, True, None)
+             for job in jobs]                                   # no prefix at all: one pass over each prompt
+    loops = []
+    monkeypatch.setattr(lines_together, "generate_lines_together",
+                        lambda *args, real=lines_together.generate_lines_together: loops.append(len(args[2]))
+                        or real(*args))
+    with fewshot.backend.model("fewshot").lock, torch.inference_mode():
+        expected = [alone(job) for job in whole]
+        by_itself = [alone(job) for job in jobs]              # each on its cached set
+        sets = {(id(tokenizer), job.request_prefix_text) for job in jobs if job.request_prefix_text}
+        assert len(sets) == 2 and sets <= set(PREFIXES._entries[model])       # each set cached, once
+        misses = PREFIXES.misses
+        batched = lines_together.generate_line_jobs(jobs)
+        assert PREFIXES.misses == misses                       # the loop reuses them
+    assert loops == [len(jobs)]                                # one loop, whatever the sets
+    for one, itself, many in zip(expected, by_itself, batched):
+        assert_same_line(one, itself)
         assert_same_line(one, many)
 
 

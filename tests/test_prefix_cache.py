@@ -108,3 +108,25 @@ def test_reuse_switched_off_runs_every_prompt_whole(fewshot: ModelService, monke
     monkeypatch.setenv(prefix_cache.PREFIX_REUSE_VARIABLE, "yes")
     with pytest.raises(ValueError, match="0 \\(reuse off\\) or 1"):
         PrefixCache()
+
+
+def test_a_prefix_run_after_a_shorter_cached_one_equals_its_own_whole_pass(fewshot: ModelService) -> None:
+    """A demonstration set after the shared demonstrations runs only its own tokens, and its keys, values and
+    attention block are what one pass over the whole set gives."""
+    from service.tasks import fewshot as prompts
+
+    loaded = fewshot.backend.model("fewshot")
+    shared = prompts.QA_INSTRUCTION + prompts._qa_block(*prompts.QA_DEMONSTRATIONS[0]) + "\n"
+    demonstration_set = shared + prompts._qa_block("长城很长。", "什么很长？", "长城") + "\n"
+    prompt_ids = loaded.tokenizer(demonstration_set + "Text: x").input_ids
+    extended, whole = PrefixCache(), PrefixCache()
+    with loaded.lock, torch.inference_mode():
+        shorter = extended.lookup(loaded.model, loaded.tokenizer, shared, prompt_ids)
+        after = extended.lookup(loaded.model, loaded.tokenizer, demonstration_set, prompt_ids, extends=shorter)
+        alone = whole.lookup(loaded.model, loaded.tokenizer, demonstration_set, prompt_ids)
+    assert after.ids == alone.ids and len(shorter.ids) < len(after.ids)
+    for mine, theirs in zip(after.block, alone.block):                              # (head, p, p)
+        assert mine.shape == theirs.shape and (mine - theirs).abs().max() < 1e-5
+    for mine, theirs in zip(after.cache.layers, alone.cache.layers):                 # (1, kv_head, p, dim)
+        assert mine.keys.shape == theirs.keys.shape and (mine.keys - theirs.keys).abs().max() < 1e-5
+        assert (mine.values - theirs.values).abs().max() < 1e-5

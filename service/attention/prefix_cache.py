@@ -4,7 +4,9 @@ starts with the same prefix runs only its own tokens on a copy of the prefix's K
 The attention stays exactly the full-prompt attention: the prefix's own (p × p) block is kept from its one eager
 pass, and each request's rows come from its forward over the cached keys (causal: a prefix never sees what
 follows it). `Prefix.full_attention(rows)` puts the two together as one pass over the whole sequence would.
-Entries are kept per model (weakly) and per tokenizer and prefix text, least recently used dropped first.
+Entries are kept per model (weakly) and per tokenizer and prefix text, least recently used dropped first. A prefix
+that extends a cached one (the fixed demonstrations, then the ones chosen for an input: a demonstration set) runs
+only its own tokens on the cached one's keys (`lookup(..., extends=...)`).
 `ATTENTION_ATLAS_PREFIX_REUSE=0` turns reuse off (every prompt runs whole, as before it: the load benchmark's
 "before" path).
 """
@@ -73,10 +75,12 @@ class PrefixCache:
         self.hits = 0
         self.misses = 0
 
-    def lookup(self, model: Any, tokenizer: Any, prefix_text: str, prompt_ids: list[int]) -> Prefix | None:
+    def lookup(self, model: Any, tokenizer: Any, prefix_text: str, prompt_ids: list[int],
+               extends: Prefix | None = None) -> Prefix | None:
         """The cached prefix of a prompt whose ids start with the prefix's own ids, or None when tokenising
         prompt and prefix apart would split a token differently (then the caller runs the whole prompt), or when
-        reuse is off."""
+        reuse is off. A new prefix whose ids start with those of `extends` (a cached, shorter one) runs only the
+        tokens after it."""
         if not self.enabled:
             return None
         key = (id(tokenizer), prefix_text)
@@ -89,7 +93,9 @@ class PrefixCache:
             prefix_ids = tokenizer(prefix_text).input_ids
             if not 0 < len(prefix_ids) < len(prompt_ids) or prompt_ids[: len(prefix_ids)] != prefix_ids:
                 return None
-            entry = _run_prefix(model, prefix_ids)
+            shorter = extends is not None and len(extends.ids) < len(prefix_ids) and (
+                prefix_ids[: len(extends.ids)] == extends.ids)
+            entry = _run_prefix(model, prefix_ids, extends if shorter else None)
             with self._lock:
                 self.misses += 1
                 per_model[key] = entry
@@ -107,18 +113,22 @@ class PrefixCache:
             self._entries = weakref.WeakKeyDictionary()
 
 
-def _run_prefix(model: Any, prefix_ids: list[int]) -> Prefix:
-    """One eager forward over the prefix with a fresh cache: its KV and attention block."""
+def _run_prefix(model: Any, prefix_ids: list[int], shorter: Prefix | None = None) -> Prefix:
+    """One eager forward over the prefix (after `shorter`, on a copy of its cache, when given): its KV and attention
+    block."""
     import torch
     from transformers import DynamicCache
 
     from service.attention.capture import eager_attention
 
-    cache = DynamicCache(config=model.config)
+    start = len(shorter.ids) if shorter is not None else 0
+    cache = shorter.fresh_cache() if shorter is not None else DynamicCache(config=model.config)
     with torch.inference_mode(), eager_attention(model):
-        output = model(input_ids=torch.tensor([prefix_ids], device=model.device), cache=cache,
-                       use_cache=True, output_attentions=True, logits_to_keep=1)
-    return Prefix(list(prefix_ids), output.cache, [layer[0] for layer in output.attentions])
+        output = model(input_ids=torch.tensor([prefix_ids[start:]], device=model.device),            # (1, p - start)
+                       position_ids=torch.arange(start, len(prefix_ids), device=model.device)[None],
+                       cache=cache, use_cache=True, output_attentions=True, logits_to_keep=1)
+    attentions = shorter.full_attention(output.attentions) if shorter is not None else output.attentions
+    return Prefix(list(prefix_ids), output.cache, [layer[0] for layer in attentions])          # (head, p, p) each
 
 
 PREFIXES = PrefixCache()

@@ -176,7 +176,8 @@ class SharedCalls:
                                                                  job.capture_attention)
                         entries = joining.setdefault(group, [])
                         if loop.fits([entry[2] for entry in entries] + [ids],
-                                     [entry[1].max_new_tokens for entry in entries] + [job.max_new_tokens]):
+                                     [entry[1].max_new_tokens for entry in entries] + [job.max_new_tokens],
+                                     [entry[1] for entry in entries] + [job]):
                             entries.append((ticket, job, ids))
                         elif not loop.busy() and not entries:
                             alone_lines.append((ticket, job))  # too long for a loop even alone

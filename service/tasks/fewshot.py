@@ -131,7 +131,8 @@ def answer_fewshot(
 
     demonstrations: (context, question, answer) triples; None = QA_DEMONSTRATIONS, () = zero-shot.
     anchors: how many leading demonstrations every input shares (None = all): the prompt up to them runs once per
-    model (the prefix cache) and only the demonstrations after them, chosen for this input, cost per request.
+    model (the prefix cache), the demonstrations after them, chosen for this input, once per set (the prefix cache
+    again, after the shared ones), so a request costs only its own text and question.
     """
     builder = _PromptBuilder()
     builder.add("instruction", QA_INSTRUCTION)
@@ -141,7 +142,8 @@ def answer_fewshot(
         builder.add(f"demonstration {index}", _qa_block(demo_context, demo_question, demo_answer) + "\n")
         if anchors is not None and index == anchors:
             shared = builder.text
-    query_prefix = builder.text if anchors is None else shared
+    demonstrations_text = builder.text                 # the instruction and every demonstration (cached per set)
+    query_prefix = demonstrations_text if anchors is None else shared
     builder.add_fields(("format", "Text: "), ("context", _one_line(context)), ("format", "\nQuestion: "),
                        ("question", _one_line(question)), ("format", "\nAnswer:"))
     prompt = builder.text
@@ -149,7 +151,8 @@ def answer_fewshot(
 
     limit = min(token_count(tokenizer, context) + 1, QA_MAX_ANSWER_TOKENS)
     only_spans = ContextSpanConstraint(tokenizer, _one_line(context), len(tokenizer(prompt).input_ids))
-    line = generate_line(model, tokenizer, prompt, limit, only_spans, capture_attention, prefix_text=query_prefix)
+    line = generate_line(model, tokenizer, prompt, limit, only_spans, capture_attention, prefix_text=query_prefix,
+                         request_prefix_text=demonstrations_text if demonstrations_text != query_prefix else None)
     completion, token_logprobs = line.text, line.logprobs
     start, end = snap_to_span(context, completion)
     start, end = trim_restated_question(context, question, start, end)

@@ -29,8 +29,8 @@ from service.attention.capture import rows_from_generation
 from service.attention.prefix_cache import PREFIXES, Prefix
 from service.heap import short_lived_tensors_in_heap
 from service.tasks.few_rows import few_row_linears
-from service.tasks.lm_calls import (Line, LineJob, _mask_rows, _own_rows, _right_aligned, _tree_masks, encode,
-                                    ends_line, generate_line, kept_line, kernel_for, stop_ids, unshared)
+from service.tasks.lm_calls import (Line, LineJob, encode, ends_line, generate_line, kept_line, kernel_for,
+                                    request_prefix, stop_ids, unshared)
 
 PAD_ID = 0                          # any id: a pad is blocked in every mask and its outputs are never read
 # Rows a decoding step keeps while the batch had that many: on the 2-core CPU the 262k × 640 output layer (in the
@@ -55,7 +55,8 @@ def generate_line_jobs(jobs: list[LineJob]) -> list[Line]:
             if len(together) > 1:
                 batch = LineBatch(first.model, first.tokenizer, prefixes[together[0]], first.capture_attention)
                 if batch.fits([prompts[position] for position in together],
-                              [jobs[indices[position]].max_new_tokens for position in together]):
+                              [jobs[indices[position]].max_new_tokens for position in together],
+                              [jobs[indices[position]] for position in together]):
                     lines = generate_lines_together(batch, [jobs[indices[position]] for position in together],
                                                     [prompts[position] for position in together])
                     for position, line in zip(together, lines):
@@ -85,7 +86,7 @@ def alone(job: LineJob) -> Line:
     """generate_line of the job, at once, on this thread."""
     with unshared():
         return generate_line(job.model, job.tokenizer, job.prompt, job.max_new_tokens, job.constraint,
-                             job.capture_attention, job.prefix_text)
+                             job.capture_attention, job.prefix_text, job.request_prefix_text)
 
 
 def generate_lines_together(batch: "LineBatch", jobs: list[LineJob], prompts: list[list[int]]) -> list[Line]:
@@ -152,14 +153,19 @@ class LineBatch:
     def columns(self) -> int:
         return self.visible.shape[1] if self.visible is not None else self.cached
 
-    def fits(self, prompts: list[list[int]], max_new_tokens: list[int]) -> bool:
+    def fits(self, prompts: list[list[int]], max_new_tokens: list[int], jobs: list[LineJob] | None = None) -> bool:
         """Whether these prompts may join now: the cache must stay inside a sliding layer's window to its end (then
-        no layer drops a key, and one mask serves every layer); models without sliding layers always fit."""
+        no layer drops a key, and one mask serves every layer); models without sliding layers always fit. With the
+        jobs, the columns their demonstration sets fill (join) count too."""
         if any(ids[: self.cached] != self.prefix.ids or len(ids) <= self.cached for ids in prompts):
             return False
         if self.window is None:
             return True
-        area = max([self.columns() - self.cached] + [len(ids) - self.cached for ids in prompts])
+        starts = ([self._start(job, ids) for job, ids in zip(jobs, prompts)] if jobs is not None
+                  else [self.cached] * len(prompts))
+        joining = (max(start for start in starts) - self.cached
+                   + max(len(ids) - start for ids, start in zip(prompts, starts)))       # D + W (join)
+        area = max(self.columns() - self.cached, joining)
         feeds = max([row.feeds_left() for row in self.rows] + [max(1, int(limit)) for limit in max_new_tokens])
         return self.cached + area + feeds + 1 < self.window
 
@@ -172,37 +178,50 @@ class LineBatch:
 
     def join(self, keys: list[Any], jobs: list[LineJob], prompts: list[list[int]]) -> None:
         """Prefill the jobs (their prompt ids in `prompts`, each starting with the prefix; check `fits` first) in
-        one forward, choose each one's first token, and add their rows to the running ones."""
+        one forward, choose each one's first token, and add their rows to the running ones.
+
+        A job whose demonstration set is cached (request_prefix) runs only the tokens after it: its set's keys and
+        values after the shared prefix fill d columns, right-aligned in a block of the widest one's D, before the
+        forward; its n computed tokens are right-aligned in the forward's width W. Columns: cached | D | W.
+        """
         cached = self.cached
-        blocks = [len(ids) - cached for ids in prompts]                                # n per request
-        width = max(blocks)                                                            # W
+        own_prefixes = [self._own_prefix(job, ids) for job, ids in zip(jobs, prompts)]
+        starts = [len(own.ids) if own is not None else cached for own in own_prefixes]
+        filled = [start - cached for start in starts]                                  # d per request
+        blocks = [len(ids) - start for ids, start in zip(prompts, starts)]            # n per request
+        depth, width = max(filled), max(blocks)                                        # D, W
         device = self.model.device
         input_ids = torch.full((len(jobs), width), PAD_ID, dtype=torch.long, device=device)   # (new, W)
         position_ids = torch.full((len(jobs), width), cached, dtype=torch.long, device=device)  # (new, W)
-        visible = torch.zeros((len(jobs), cached + width), dtype=torch.bool, device=device)  # (new, cached + W)
-        visible[:, :cached] = True
-        row_masks = []
-        for row, (ids, own) in enumerate(zip(prompts, blocks)):
-            input_ids[row, width - own:] = torch.tensor(ids[cached:], device=device)
-            position_ids[row, width - own:] = torch.arange(cached, len(ids), device=device)
-            visible[row, cached + width - own:] = True
-            row_masks.append(_mask_rows(self.model, _tree_masks(self.model, list(range(len(ids))), [-1] * len(ids)),
-                                        cached))
+        visible = torch.zeros((len(jobs), cached + depth + width), dtype=torch.bool, device=device)
+        visible[:, :cached] = True                                                     # (new, cached + D + W)
+        allowed = torch.zeros((len(jobs), width, cached + depth + width), dtype=torch.bool, device=device)
+        causal = torch.ones((width, width), dtype=torch.bool, device=device).tril()   # (W, W)
+        for row, (ids, start, own, fill) in enumerate(zip(prompts, starts, blocks, filled)):
+            input_ids[row, width - own:] = torch.tensor(ids[start:], device=device)
+            position_ids[row, width - own:] = torch.arange(start, len(ids), device=device)
+            visible[row, cached + depth - fill: cached + depth] = True
+            allowed[row, width - own:, : cached + depth] = visible[row, : cached + depth]
+            allowed[row, width - own:, cached + depth + width - own:] = causal[:own, :own]
+            visible[row, cached + depth + width - own:] = True
         cache = self.prefix.fresh_cache()
         cache.batch_repeat_interleave(len(jobs))                                       # (new, kv_head, p, dim)
+        if depth:
+            _fill_columns(cache, cached, depth, own_prefixes, filled)                  # (new, kv_head, p + D, dim)
         handed_back = len(self._finished)
         try:
             with torch.inference_mode(), unshared(), kernel_for(self.model, self.capture):
                 with short_lived_tensors_in_heap(), few_row_linears(self.model):
                     output = self.model(input_ids=input_ids, position_ids=position_ids,
-                                        attention_mask=_right_aligned(row_masks, blocks, width), cache=cache,
+                                        attention_mask=self._mask(allowed[:, None]), cache=cache,
                                         use_cache=True, output_attentions=self.capture, logits_to_keep=1)
                 rows = [_Row(key, job, ids, max(1, int(job.max_new_tokens)))
                         for key, job, ids in zip(keys, jobs, prompts)]
-                for row, (entry, own) in enumerate(zip(rows, blocks)):
+                for row, (entry, own, own_prefix) in enumerate(zip(rows, blocks, own_prefixes)):
                     if self.capture:
-                        entry.steps.append(self.prefix.full_attention([_own_rows(layer, row, own, width)
-                                                                       for layer in output.attentions]))
+                        seen = visible[row]                                            # cached + d + n columns
+                        entry.steps.append((own_prefix or self.prefix).full_attention(
+                            [layer[row:row + 1, :, width - own:][..., seen] for layer in output.attentions]))
                     self._choose(entry, output.logits[row, -1])
                 self._add(rows, output.cache, visible)
         except BaseException:
@@ -245,6 +264,24 @@ class LineBatch:
         self._leave()
 
     # --- inside -----------------------------------------------------------------------------------------------
+
+    def _own_prefix(self, job: LineJob, ids: list[int]) -> Prefix | None:
+        """The job's cached demonstration set (longer than the shared prefix), or None."""
+        own = request_prefix(self.model, self.tokenizer, job.request_prefix_text, ids, self.prefix)
+        return own if own is not None and own.ids[: self.cached] == self.prefix.ids else None
+
+    def _start(self, job: LineJob, ids: list[int]) -> int:
+        """Where the job's computed tokens start: after its cached demonstration set, else after the prefix."""
+        own = self._own_prefix(job, ids)
+        return len(own.ids) if own is not None else self.cached
+
+    def _mask(self, allowed: torch.Tensor) -> Any:
+        """The additive mask of `allowed` (rows, 1, queries, columns); one tensor for every layer type (the batch
+        fits the window: fits)."""
+        dtype = self.model.dtype if self.model.dtype.is_floating_point else torch.float32
+        mask = torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill(~allowed,
+                                                                                          torch.finfo(dtype).min)
+        return {"full_attention": mask, "sliding_attention": mask} if self.window else mask
 
     def _choose(self, row: _Row, logits: torch.Tensor) -> None:
         """The row's greedy token from its (vocab,) logits, after its constraint (as generate's greedy search)."""
@@ -319,13 +356,9 @@ class LineBatch:
         _set_lengths(self.cache, self.visible.shape[1])
 
     def _step_mask(self) -> Any:
-        """(rows, 1, 1, columns) additive mask of one decoding step: each row's visible columns; one tensor for
-        every layer type (the batch fits the window: fits)."""
+        """(rows, 1, 1, columns) additive mask of one decoding step: each row's visible columns."""
         assert self.visible is not None
-        dtype = self.model.dtype if self.model.dtype.is_floating_point else torch.float32
-        mask = torch.zeros(self.visible.shape, dtype=dtype, device=self.visible.device)
-        mask = mask.masked_fill(~self.visible, torch.finfo(dtype).min)[:, None, None, :]   # (rows, 1, 1, columns)
-        return {"full_attention": mask, "sliding_attention": mask} if self.window else mask
+        return self._mask(self.visible[:, None, None, :])
 
 
 def _pad_columns(cache: Any, at: int, count: int) -> Any:
@@ -337,6 +370,21 @@ def _pad_columns(cache: Any, at: int, count: int) -> Any:
                 pads = states.new_zeros((*states.shape[:2], count, states.shape[3]))
                 setattr(layer, name, torch.cat([states[:, :, :at], pads, states[:, :, at:]], dim=2))
     return cache
+
+
+def _fill_columns(cache: Any, at: int, depth: int, own_prefixes: list[Prefix | None], filled: list[int]) -> None:
+    """Append `depth` key / value columns to every layer of the (rows, kv_head, at, dim) cache: row r's last
+    filled[r] of them are its own prefix's columns after `at` (its demonstration set's keys and values, computed
+    at their positions once), the rest zeros (blocked)."""
+    for index, layer in enumerate(cache.layers):
+        for name in ("keys", "values"):
+            states = getattr(layer, name)                                              # (rows, kv_head, at, dim)
+            extra = states.new_zeros((states.shape[0], states.shape[1], depth, states.shape[3]))
+            for row, (own, fill) in enumerate(zip(own_prefixes, filled)):
+                if own is not None and fill:
+                    extra[row, :, depth - fill:] = getattr(own.cache.layers[index], name)[0, :, at:at + fill]
+            setattr(layer, name, torch.cat([states, extra], dim=2))                    # (rows, kv_head, at + D, dim)
+    _set_lengths(cache, at + depth)
 
 
 def _pad_visible(visible: torch.Tensor, at: int, count: int) -> torch.Tensor:

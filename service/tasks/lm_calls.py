@@ -245,7 +245,8 @@ class LineJob:
     max_new_tokens: int
     constraint: Any
     capture_attention: bool
-    prefix_text: str | None
+    prefix_text: str | None                       # the prefix every request shares (a LineBatch's)
+    request_prefix_text: str | None = None        # longer: this request's demonstration set, cached per set
 
 
 class _SharedCalls:
@@ -443,14 +444,16 @@ class Line:
 
 def generate_line(
     model: Any, tokenizer: Any, prompt: str, max_new_tokens: int, constraint: Any = None,
-    capture_attention: bool = False, prefix_text: str | None = None,
+    capture_attention: bool = False, prefix_text: str | None = None, request_prefix_text: str | None = None,
 ) -> Line:
     """Greedy continuation of `prompt` up to the first newline (excluded) or EOS; also each kept token's log-prob.
 
     `constraint`, when given, is a transformers LogitsProcessor that masks tokens (e.g. ContextSpanConstraint).
     With capture_attention the generation runs on the eager kernel and returns its attention: the prefill's
     (prompt × prompt) block and one row per decoding step, over the prompt and the kept tokens. With `prefix_text`
-    the prompt's prefix is reused from the prefix cache, so the prefill covers the query only.
+    the prompt's prefix is reused from the prefix cache, so the prefill covers the query only; `request_prefix_text`
+    (a longer prefix: the demonstrations chosen for this input after the shared ones) is cached too, per set
+    (request_prefix).
     Inside shared_model_calls the call is handed over as a LineJob and may share its forwards with others.
     """
     from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
@@ -458,10 +461,11 @@ def generate_line(
     shared = _SHARED.get()
     if shared is not None:
         return shared.submit(LineJob(model, tokenizer, prompt, max_new_tokens, constraint, capture_attention,
-                                     prefix_text))
+                                     prefix_text, request_prefix_text))
     input_ids = encode(tokenizer, prompt, model.device)                              # (1, prompt_tokens)
     prompt_length = input_ids.shape[1]
     prefix = PREFIXES.lookup(model, tokenizer, prefix_text, input_ids[0].tolist()) if prefix_text else None
+    prefix = request_prefix(model, tokenizer, request_prefix_text, input_ids[0].tolist(), prefix) or prefix
     eos = stop_ids(model, tokenizer)
     config = GenerationConfig(
         max_new_tokens=max(1, int(max_new_tokens)), do_sample=False,
@@ -491,6 +495,15 @@ def generate_line(
                 steps[0] = prefix.full_attention(steps[0])        # per layer (1, head, P, P)
             attention = rows_from_generation(steps, sequence, output.cache if needs_last_row else None)
     return Line(text.rstrip(), logprobs[: len(kept)], attention)
+
+
+def request_prefix(model: Any, tokenizer: Any, request_prefix_text: str | None, prompt_ids: list[int],
+                   shared: Prefix | None) -> Prefix | None:
+    """The cached prefix of this request's demonstration set (computed once per set, after the `shared` one), or
+    None: no such text, no shared prefix under it, or its tokens split apart from the prompt's."""
+    if not request_prefix_text or shared is None:
+        return None
+    return PREFIXES.lookup(model, tokenizer, request_prefix_text, prompt_ids, extends=shared)
 
 
 def stop_ids(model: Any, tokenizer: Any) -> list[int]:
