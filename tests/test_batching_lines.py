@@ -142,6 +142,48 @@ def test_lines_with_their_own_cached_demonstrations_share_one_loop_and_equal_the
         assert_same_line(one, many)
 
 
+@pytest.mark.parametrize("guess", ["right", "wrong at the third", "none"])
+def test_tokens_tried_ahead_in_one_step_give_the_lines_of_one_token_a_step_and_right_ones_save_steps(
+        fewshot: ModelService, wide_window: Any, monkeypatch: pytest.MonkeyPatch, guess: str) -> None:
+    """A step feeds each row the tokens it proposes after its newest one; whatever the proposals, every line, its
+    log-probs and attention rows equal the line alone; right proposals take several tokens a step."""
+    model, tokenizer = wide_window
+    jobs = line_jobs(model, tokenizer)
+    generated: dict[Any, list[int]] = {}
+    hand_back = lines_together.LineBatch._hand_back
+    monkeypatch.setattr(lines_together.LineBatch, "_hand_back",
+                        lambda batch, row: generated.setdefault(row.key, list(row.generated)) and hand_back(batch, row))
+
+    def proposal(batch: Any, row: Any, count: int) -> list[int]:          # the line's own next tokens, or wrong ones
+        ahead = generated[row.key][len(row.generated): len(row.generated) + count]
+        if guess == "wrong at the third" and len(ahead) >= 3:
+            ahead[2] = (ahead[2] + 1) % model.config.vocab_size
+        return ahead if guess != "none" else []
+
+    steps = []
+    step = lines_together.LineBatch.step
+    monkeypatch.setattr(lines_together.LineBatch, "step", lambda batch: steps.append(1) or step(batch))
+    with fewshot.backend.model("fewshot").lock, torch.inference_mode():
+        expected = [alone(job) for job in jobs]
+        with monkeypatch.context() as plain:
+            plain.setattr(lines_together, "LOOKAHEAD", 0)
+            lines_together.generate_line_jobs(jobs)             # each line's tokens, one a step
+        one_a_step = len(steps)
+        monkeypatch.setattr(lines_together.LineBatch, "_proposal", proposal)
+        batched = lines_together.generate_line_jobs(jobs)
+    for one, many in zip(expected, batched):
+        assert_same_line(one, many)
+    ahead = len(steps) - one_a_step
+    longest = max(len(tokens) for tokens in generated.values())
+    assert one_a_step >= longest - 1
+    if guess == "right":
+        assert ahead <= one_a_step // 2
+    elif guess == "none":
+        assert ahead == one_a_step
+    else:
+        assert ahead < one_a_step
+
+
 def test_lines_that_outgrow_the_sliding_window_run_alone_with_the_same_answers(
         fewshot: ModelService, monkeypatch: pytest.MonkeyPatch) -> None:
     loaded = fewshot.backend.model("fewshot")                  # window 16: these prompts do not fit
