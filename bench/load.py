@@ -56,15 +56,16 @@ def class_tasks() -> dict[str, ClassTask]:
     return {
         # NOTES.md's measurement before prefix reuse and batching: 30 users, 180 requests
         "sentiment": ClassTask("Sentiment", "/classify", tuple((review,) for review in REVIEWS), 30, 6),
-        # the tab's own examples, English and Chinese (one of them a 28-token answer)
+        # the tab's own examples, English and Chinese
         "qa": ClassTask("Ask", "/answer", tuple(tuple(example[:2]) for example in QA_EXAMPLES), 20, 3,
                         p95_bound="Why p95 is missed: the answers decode in one running loop that requests join "
-                                  "and leave, but every answer token is one step of that loop (in-process ~0.1 s for "
-                                  "up to 4 answers, ~0.27 s for 12–16, against 0.15 s for one alone; more in the app, "
-                                  "whose load clients share the 2 cores), and the tab's Chinese example answers in "
-                                  "28 tokens, so under this load it alone takes several seconds; each request's "
-                                  "prefill (its ~100–160 own tokens: the chosen demonstration, context and question) "
-                                  "is compute-bound and not shared."),
+                                  "and leave, and a step also tries the tokens that follow an answer's last words in "
+                                  "its context, so a copied answer takes a few steps (in-process, 60 answers in ~9 "
+                                  "steps); what remains is each request's join, a prefill of its ~40 own tokens "
+                                  "(context and question; the demonstration set comes from its cache), "
+                                  "compute-bound at ~0.1–0.2 s and run one after another, while the load clients "
+                                  "share the same 2 cores. 20 users waiting on ~2 answers/s wait ~10 s on average "
+                                  "(Little's law); p95 ≤ 6 s needs about 2.5× that throughput."),
     }
 
 

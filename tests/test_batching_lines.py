@@ -233,8 +233,8 @@ def test_answers_that_wait_together_share_one_batch_and_a_bad_one_fails_alone(fe
 
 @pytest.mark.slow
 def test_on_gemma_answers_asked_together_equal_the_answers_asked_alone() -> None:
-    """The real Gemma-3-270M (window 512: the QA prompts fit): four examples, English and Chinese, one of them a
-    28-token answer, in one decoding loop."""
+    """The real Gemma-3-270M (window 512: the QA prompts fit): four examples, English and Chinese (the Chinese one the
+    longest answer), in one decoding loop."""
     from demos.examples import QA_EXAMPLES
 
     service = ModelService("embedded")
@@ -293,8 +293,8 @@ def test_a_loop_takes_a_line_only_while_its_cache_stays_inside_the_window(fewsho
 
 @pytest.mark.slow
 def test_on_gemma_a_short_answer_asked_during_a_long_one_joins_it_and_returns_first() -> None:
-    """The tab's Chinese example answers in 28 tokens; an English one asked while it decodes joins its loop and is
-    answered at once, each answer equal to the one asked alone."""
+    """The tab's Chinese example has its longest answer; an English one asked while it decodes joins its loop and is
+    answered first, each answer equal to the one asked alone."""
     import threading
 
     from demos.examples import QA_EXAMPLES
