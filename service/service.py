@@ -15,6 +15,7 @@ from service.result import AttentionResult
 from service.tasks.generation import GenerationSettings
 from service.tasks.steps import DEFAULT_TOP_K, MAX_TOP_K
 from service.text import detect_direction
+from service.threads import releases_thread_team
 
 if TYPE_CHECKING:  # service.lesson imports torch: only on first use
     from service.lesson import LessonData
@@ -60,6 +61,7 @@ class ModelService:
         self.backend = make_backend(self.profile, self.device, self.max_attention_tokens, hub_config)
 
     # --- tasks --------------------------------------------------------------------------------------
+    @releases_thread_team
     def generate(
         self,
         prompt: str,
@@ -101,6 +103,7 @@ class ModelService:
         settings = self._settings(max_new_tokens, temperature, top_k, top_p, seed, min_new_tokens, candidates)
         return self.backend.stream(prompt, settings, finish_early)
 
+    @releases_thread_team
     def answer(self, context: str, question: str, zero_shot: bool = False) -> AttentionResult:
         """Answer `question` from `context`; prediction {"answer", "start", "end", "score"},
         with context[start:end] == answer. zero_shot: leave the demonstrations out (few-shot profiles)."""
@@ -108,6 +111,7 @@ class ModelService:
         validation.check_text(question, "question", limits.MAX_INPUT_CHARS)
         return self.backend.answer(context, question, zero_shot=self._zero_shot(zero_shot))
 
+    @releases_thread_team
     def translate(self, text: str, direction: str = "auto", zero_shot: bool = False) -> AttentionResult:
         """Translate between English and Chinese; prediction {"translation", "direction"}.
 
@@ -119,6 +123,7 @@ class ModelService:
         return self.backend.translate(text, detect_direction(text) if direction == "auto" else direction,
                                       zero_shot=self._zero_shot(zero_shot))
 
+    @releases_thread_team
     def classify(self, text: str, zero_shot: bool = False) -> AttentionResult:
         """Sentiment of `text`; prediction {"label": "positive" | "negative", "score": float in [0, 1], ...}."""
         validation.check_text(text, "text")
@@ -134,6 +139,7 @@ class ModelService:
             inputs["zero_shot"] = True
         return getattr(self, method)(**inputs)
 
+    @releases_thread_team
     def compare_shots(self, task: str, inputs: dict[str, Any]) -> tuple[AttentionResult, AttentionResult]:
         """(few-shot result, zero-shot result) of the same input: the demonstrations' effect on real numbers.
         Few-shot profiles only; one more model call than the task alone."""
@@ -143,6 +149,7 @@ class ModelService:
         self._zero_shot(True)
         return self.run_task(task, inputs), self.run_task(task, inputs, zero_shot=True)
 
+    @releases_thread_team
     def explain(self, text: str, layer: int, head: int, position: int, model: str = "default") -> Any:
         """Explain one attention head's computation at one position (see service/explain/)."""
         from service.explain import explain_attention
@@ -154,6 +161,7 @@ class ModelService:
                                      model_name=loaded.name)
 
     # --- looking inside the generation model ------------------------------------------------------
+    @releases_thread_team
     def logit_lens(self, text: str | AttentionResult, start: int | None = None, end: int | None = None,
                    k: int = 3) -> LogitLens:
         """What the generation model would predict after each layer, for positions start..end-1 of `text` (a string,
@@ -167,6 +175,7 @@ class ModelService:
         k = int(validation.check_number(k, "k", 1, MAX_TOP_K, integer=True))
         return self.backend.logit_lens(ids, tokens, start, end, k)
 
+    @releases_thread_team
     def lesson(self, text: str) -> LessonData:
         """The numbers behind the Lesson tab for one short sentence (at most MAX_LESSON_TOKENS tokens of the generation
         model): three tokenizations, embeddings and their neighbours, each sublayer's change of the residual stream,
@@ -180,11 +189,13 @@ class ModelService:
         encoder_decoder = self.backend.model_name(encoder_decoder_key) if encoder_decoder_key else None
         return build_lesson(text, generation, encoder, encoder_decoder)
 
+    @releases_thread_team
     def head_roles(self) -> list[HeadRole]:
         """Every head of the generation model with a role and its probe scores (computed once, then kept)."""
         return self.backend.head_roles()
 
     # --- models -------------------------------------------------------------------------------------
+    @releases_thread_team
     def load(self, task: str, progress: Progress | None = None) -> None:
         """Load the model(s) of `task` now (otherwise they load on first use). progress(fraction, message)."""
         for key in self.backend.task_keys(validation.check_task(task)):

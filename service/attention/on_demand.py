@@ -25,6 +25,7 @@ import torch
 from service.errors import UnsupportedError
 from service.families import FamilyAdapter, adapter_for, parse_layer_type
 
+from service.threads import releases_thread_team
 from service.limits import WHOLE_MATRIX_TOKENS  # noqa: F401  (up to it, whole matrices; beyond, queries and keys)
 
 CACHED_LAYERS = 2   # whole layers kept computed at once (a layer switch recomputes; 17 MB each at 1,024 tokens)
@@ -91,6 +92,7 @@ class OnDemandAttention:
             self._layers.popitem(last=False)
         return weights
 
+    @releases_thread_team                                                        # views call it from request threads
     def rows(self, layer: int, rows: Any) -> np.ndarray:
         """(H, R, N) float32: the attention rows `rows` (positions, a slice, or None = all) of one layer."""
         layer = _index(layer, self.shape[0])

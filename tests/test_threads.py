@@ -1,0 +1,86 @@
+"""A service call gives back the OpenMP team its calling thread made (service/threads.py): request threads live on
+in a server, and their idle teams made libgomp stop spinning, so every other thread's model ran ~30% slower."""
+
+import os
+import threading
+
+import pytest
+import torch
+
+from service import ModelService
+from service.threads import release_thread_team
+
+pytestmark = pytest.mark.skipif(torch.get_num_threads() < 2 or not os.path.isdir("/proc/self/task"),
+                                reason="needs libgomp teams (2+ torch threads) and /proc")
+WORKERS = torch.get_num_threads() - 1        # a team: the thread itself and this many workers
+
+
+def _threads() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+def _parallel_op() -> None:
+    torch.ones(4_000_000).mul_(2.0)          # big enough for an intra-op parallel region
+
+
+def _in_a_thread_that_lives_on(steps) -> list[int]:
+    counts: list[int] = []
+    thread = threading.Thread(target=lambda: counts.extend(step() for step in steps))
+    thread.start()
+    thread.join(timeout=120)
+    return counts
+
+
+def test_release_gives_back_the_calling_threads_team() -> None:
+    def run_and_count() -> int:
+        _parallel_op()
+        return _threads()
+
+    def release_and_count() -> int:
+        assert release_thread_team()
+        return _threads()
+
+    with_team, released = _in_a_thread_that_lives_on([run_and_count, release_and_count])
+    assert with_team - released == WORKERS
+
+
+@pytest.mark.parametrize("task,inputs", [
+    ("generation", {"prompt": "The quick brown fox", "max_new_tokens": 3}),
+    ("qa", {"context": "北京是中国的首都。", "question": "中国的首都是哪里？"}),
+    ("translation", {"text": "Good morning"}),
+    ("sentiment", {"text": "I loved this movie."}),
+])
+def test_a_service_call_leaves_no_idle_team_in_its_thread(task, inputs) -> None:
+    service = ModelService("tiny")
+    service.run_task(task, inputs)                                    # load the models and their tokenizers first
+
+    def run_and_count() -> int:
+        _parallel_op()                                                # the thread now masters a team
+        return _threads()
+
+    def call_and_count() -> int:
+        service.run_task(task, inputs)
+        return _threads()
+
+    with_team, after_call = _in_a_thread_that_lives_on([run_and_count, call_and_count])
+    assert with_team - after_call == WORKERS
+
+
+def test_a_view_computing_a_long_results_layer_leaves_no_idle_team_in_its_thread() -> None:
+    from service.attention import on_demand
+    from tests.explain_models import tiny_gemma
+
+    model, _ = tiny_gemma()
+    with torch.inference_mode():
+        kept = on_demand.keep_queries_keys(model, torch.randint(6, 60, (1, 48)))
+
+    def run_and_count() -> int:
+        _parallel_op()
+        return _threads()
+
+    def view_and_count() -> int:
+        kept.layer(1)                                                 # what a layer switch in the app computes
+        return _threads()
+
+    with_team, after_view = _in_a_thread_that_lives_on([run_and_count, view_and_count])
+    assert with_team - after_view == WORKERS
