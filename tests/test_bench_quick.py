@@ -169,3 +169,12 @@ def test_values_use_readable_units():
     assert format_value(251_234, "B") == "251.2 KB"
     assert format_value(1.9e9, "B") == "1.90 GB"
     assert format_value(1.234, "x") == "1.23×"
+
+
+def test_a_missed_class_load_p95_says_what_throughput_it_would_take() -> None:
+    from bench.load import LoadRun, waiting_note
+
+    run = LoadRun(seconds=[float(second) for second in range(1, 11)] * 6, wall_seconds=20.0)  # 3 answers/s
+    note = waiting_note(run, users=20)
+    assert "at 3.00 answers/s wait 5.5 s on average" in note and "20 / 3.00 = 6.7 s" in note
+    assert "p95 is 1.8× that mean" in note and "about 2.0× this throughput" in note   # 20 · 1.82 / 6 / 3

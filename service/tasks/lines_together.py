@@ -420,7 +420,6 @@ class LineBatch:
         _set_lengths(self.cache, self.visible.shape[1])
 
 
-
 def _pad_columns(cache: Any, at: int, count: int) -> Any:
     """The cache with `count` zero key / value columns inserted at column `at` of every layer (blocked pads)."""
     if count > 0:
