@@ -97,15 +97,21 @@ def assert_same_line(one: lm_calls.Line, many: lm_calls.Line) -> None:
             assert layer_one.shape == layer_many.shape and (layer_one - layer_many).abs().max() < 1e-5
 
 
+def counted_loops(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of every decoding loop generate_line_jobs starts from now on (appended as each starts)."""
+    loops: list[int] = []
+    monkeypatch.setattr(lines_together, "generate_lines_together",
+                        lambda *args, real=lines_together.generate_lines_together: loops.append(len(args[2]))
+                        or real(*args))
+    return loops
+
+
 @pytest.mark.parametrize("capture", [True, False])
 def test_the_batched_loop_gives_each_line_what_it_gets_alone(fewshot: ModelService, wide_window: Any,
                                                             capture: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     model, tokenizer = wide_window
     jobs = line_jobs(model, tokenizer, capture)
-    loops = []
-    monkeypatch.setattr(lines_together, "generate_lines_together",
-                        lambda *args, real=lines_together.generate_lines_together: loops.append(len(args[2]))
-                        or real(*args))
+    loops = counted_loops(monkeypatch)
     with fewshot.backend.model("fewshot").lock, torch.inference_mode():
         expected = [alone(job) for job in jobs]
         batched = lines_together.generate_line_jobs(jobs)
@@ -124,10 +130,7 @@ def test_lines_with_their_own_cached_demonstrations_share_one_loop_and_equal_the
     jobs = demonstration_set_jobs(model, tokenizer)
     whole = [lm_calls.LineJob(job.model, job.tokenizer, job.prompt, job.max_new_tokens, job.constraint, True, None)
              for job in jobs]                                   # no prefix at all: one pass over each prompt
-    loops = []
-    monkeypatch.setattr(lines_together, "generate_lines_together",
-                        lambda *args, real=lines_together.generate_lines_together: loops.append(len(args[2]))
-                        or real(*args))
+    loops = counted_loops(monkeypatch)
     with fewshot.backend.model("fewshot").lock, torch.inference_mode():
         expected = [alone(job) for job in whole]
         by_itself = [alone(job) for job in jobs]              # each on its cached set
