@@ -23,6 +23,11 @@ def _parallel_op() -> None:
     torch.ones(4_000_000).mul_(2.0)          # big enough for an intra-op parallel region
 
 
+def _run_parallel_and_count() -> int:
+    _parallel_op()                                                    # the thread now masters a team
+    return _threads()
+
+
 def _in_a_thread_that_lives_on(steps) -> list[int]:
     counts: list[int] = []
     thread = threading.Thread(target=lambda: counts.extend(step() for step in steps))
@@ -32,15 +37,11 @@ def _in_a_thread_that_lives_on(steps) -> list[int]:
 
 
 def test_release_gives_back_the_calling_threads_team() -> None:
-    def run_and_count() -> int:
-        _parallel_op()
-        return _threads()
-
     def release_and_count() -> int:
         assert release_thread_team()
         return _threads()
 
-    with_team, released = _in_a_thread_that_lives_on([run_and_count, release_and_count])
+    with_team, released = _in_a_thread_that_lives_on([_run_parallel_and_count, release_and_count])
     assert with_team - released == WORKERS
 
 
@@ -54,15 +55,11 @@ def test_a_service_call_leaves_no_idle_team_in_its_thread(task, inputs) -> None:
     service = ModelService("tiny")
     service.run_task(task, inputs)                                    # load the models and their tokenizers first
 
-    def run_and_count() -> int:
-        _parallel_op()                                                # the thread now masters a team
-        return _threads()
-
     def call_and_count() -> int:
         service.run_task(task, inputs)
         return _threads()
 
-    with_team, after_call = _in_a_thread_that_lives_on([run_and_count, call_and_count])
+    with_team, after_call = _in_a_thread_that_lives_on([_run_parallel_and_count, call_and_count])
     assert with_team - after_call == WORKERS
 
 
@@ -74,13 +71,9 @@ def test_a_view_computing_a_long_results_layer_leaves_no_idle_team_in_its_thread
     with torch.inference_mode():
         kept = on_demand.keep_queries_keys(model, torch.randint(6, 60, (1, 48)))
 
-    def run_and_count() -> int:
-        _parallel_op()
-        return _threads()
-
     def view_and_count() -> int:
         kept.layer(1)                                                 # what a layer switch in the app computes
         return _threads()
 
-    with_team, after_view = _in_a_thread_that_lives_on([run_and_count, view_and_count])
+    with_team, after_view = _in_a_thread_that_lives_on([_run_parallel_and_count, view_and_count])
     assert with_team - after_view == WORKERS

@@ -24,8 +24,8 @@ import torch
 
 from service.errors import UnsupportedError
 from service.families import FamilyAdapter, adapter_for, parse_layer_type
-
 from service.threads import releases_thread_team
+
 from service.limits import WHOLE_MATRIX_TOKENS  # noqa: F401  (up to it, whole matrices; beyond, queries and keys)
 
 CACHED_LAYERS = 2   # whole layers kept computed at once (a layer switch recomputes; 17 MB each at 1,024 tokens)
