@@ -1,5 +1,5 @@
 """Sentiment requests that wait together share one forward (service/backends/batching.py), and each gets exactly the
-result it would get alone; a bad request fails alone; a lone request runs at once."""
+result it would get alone; a bad request fails alone; a lone request runs at once; identical requests run once."""
 
 from __future__ import annotations
 
@@ -140,6 +140,27 @@ def test_an_invalid_request_fails_alone(fewshot: ModelService) -> None:
         fewshot.classify(REVIEWS[0]).prediction["label"], fewshot.classify(REVIEWS[2]).prediction["label"]]
 
 
+def test_identical_requests_at_once_run_once_and_each_gets_the_answer_alone_gives(fewshot: ModelService) -> None:
+    context, question = "The Eiffel Tower is in Paris. It was finished in 1889.", "When was it finished?"
+    review = REVIEWS[1]
+    alone_answer, alone_label = fewshot.answer(context, question), fewshot.classify(review)
+    batcher = fewshot.backend.call_batcher(fewshot.backend.model("fewshot"))
+    twins_before = batcher.twins_answered
+    outcomes = together(fewshot, [*[lambda: fewshot.answer(context, question)] * 3,
+                                  lambda: fewshot.answer(context, "Where is it?"),
+                                  *[lambda: fewshot.classify(review)] * 2])
+    assert batcher.twins_answered - twins_before == 3        # two Ask twins, one Sentiment twin
+    for answered in outcomes[:3]:
+        assert answered.prediction == alone_answer.prediction
+        assert answered.decoder_token_ids == alone_answer.decoder_token_ids
+        difference = np.abs(np.asarray(answered.decoder_attention) - np.asarray(alone_answer.decoder_attention))
+        assert difference.max() < 1e-5
+    assert outcomes[3].decoder_token_ids != alone_answer.decoder_token_ids       # its own question, its own run
+    assert len({id(answered) for answered in outcomes}) == len(outcomes)         # each request its own result
+    for labelled in outcomes[4:]:
+        assert_same_result(alone_label, labelled)
+
+
 def test_a_job_whose_forward_raises_fails_alone_and_the_others_get_answers() -> None:
     lock = threading.Lock()
 
@@ -170,6 +191,44 @@ def test_batches_hold_at_most_max_batch_and_every_job_is_answered() -> None:
     outcomes = batched_submits(batcher, list(range(7)))
     assert outcomes == [job + 1 for job in range(7)]
     assert max(batcher.batch_sizes) <= 3 and sum(batcher.batch_sizes) == 7
+
+
+def test_identical_jobs_waiting_together_run_once_and_each_gets_its_result() -> None:
+    ran: list[list[str]] = []
+
+    def run_batch(jobs: list[str]) -> list[str]:
+        ran.append(list(jobs))
+        return [job.upper() for job in jobs]
+
+    batcher: Batcher[str, str] = Batcher(threading.Lock(), run_batch, max_batch=8,
+                                         twin_key=lambda job: None if job == "own" else job)
+    outcomes = batched_submits(batcher, ["a", "a", "b", "own", "a", "own"])
+    assert outcomes == ["A", "A", "B", "OWN", "A", "OWN"]
+    assert sorted(job for batch in ran for job in batch) == ["a", "b", "own", "own"]   # None: never a twin
+    assert batcher.twins_answered == 2
+    assert batched_submits(batcher, ["a", "b"]) == ["A", "B"] and batcher.twins_answered == 2  # answered: run again
+
+
+def test_the_error_of_a_job_reaches_its_twins_and_it_runs_alone_once() -> None:
+    ran: list[list[str]] = []
+
+    def run_batch(jobs: list[str]) -> list[str]:
+        ran.append(list(jobs))
+        if "bad" in jobs:
+            raise ValueError("this job cannot run")
+        return [job.upper() for job in jobs]
+
+    batcher: Batcher[str, str] = Batcher(threading.Lock(), run_batch, max_batch=8, twin_key=lambda job: job)
+    outcomes = batched_submits(batcher, ["bad", "c", "bad"])
+    assert isinstance(outcomes[0], ValueError) and outcomes[2] is outcomes[0] and outcomes[1] == "C"
+    assert sorted(ran[0]) == ["bad", "c"] and sorted(ran[1:]) == [["bad"], ["c"]]
+
+
+def test_batching_off_runs_identical_jobs_each_alone() -> None:
+    batcher: Batcher[str, str] = Batcher(threading.Lock(), lambda jobs: [job.upper() for job in jobs], max_batch=1,
+                                         twin_key=lambda job: job)
+    assert batched_submits(batcher, ["a", "a"]) == ["A", "A"]
+    assert batcher.batch_sizes == [1, 1] and batcher.twins_answered == 0
 
 
 def test_max_batch_one_runs_every_job_alone(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -254,7 +313,7 @@ def wait_for_company(batcher: Batcher[Any, Any]) -> Callable[[int], None]:
     return before_step
 
 
-def stepped_batcher() -> tuple[Batcher[Any, Any], list[Countdown]]:
+def stepped_batcher(twin_key: Callable[[Any], Any] | None = None) -> tuple[Batcher[Any, Any], list[Countdown]]:
     sessions: list[Countdown] = []
 
     def new_session() -> Countdown:
@@ -262,7 +321,7 @@ def stepped_batcher() -> tuple[Batcher[Any, Any], list[Countdown]]:
         return sessions[-1]
 
     batcher: Batcher[Any, Any] = Batcher(threading.Lock(), lambda jobs: [f"alone {job}" for job in jobs],
-                                         max_batch=8, session=new_session)
+                                         max_batch=8, session=new_session, twin_key=twin_key)
     return batcher, sessions
 
 
@@ -292,6 +351,26 @@ def test_a_job_arriving_while_a_session_runs_joins_it_and_each_returns_when_its_
     assert session.steps == steps
     first = min(leader_job, joining_job)
     assert returned[first] < session.step_times[3] < returned[max(leader_job, joining_job)]   # answered at once
+
+
+def test_a_job_identical_to_a_running_one_waits_for_its_answer_and_runs_no_step() -> None:
+    batcher, sessions = stepped_batcher(twin_key=lambda job: job)
+    returned: dict[int, float] = {}
+    twin_returned: list[float] = []
+
+    def twin() -> None:
+        wait_until(lambda: sessions and sessions[0].left)
+        with batcher.arrival() as arrival, batcher.lock:
+            assert arrival.submit(3) == "3 steps"
+            twin_returned.append(time.monotonic())
+
+    joining = threading.Thread(target=twin)
+    joining.start()
+    ask_in_turn(batcher, 3, returned)                   # leads; its twin arrives during the first step
+    joining.join(timeout=10)
+    assert not joining.is_alive(), "the twin never returned"
+    assert sessions[0].steps == [[3], [3], [3]] and batcher.batch_sizes == [1] and batcher.twins_answered == 1
+    assert twin_returned and twin_returned[0] > sessions[0].step_times[-1]
 
 
 def wait_until(condition: Callable[[], Any], timeout: float = 10) -> None:

@@ -14,6 +14,11 @@ their way. After its answer a request takes the lock back, so the rest of its co
 Results and errors stay per job: when a session call raises, each of its unfinished jobs runs alone (run_batch
 with that job only), so one bad job fails alone. `ATTENTION_ATLAS_MAX_BATCH=1` turns batching off (every job
 alone, as before batching: the benchmark's baseline).
+
+Identical jobs run once. With `twin_key` (a job's key, equal for jobs that get the same result: a greedy call on
+the same model and prompt; None for a job never shared), a job whose key matches one queued or running, not yet
+answered (a class that clicked the same example), is not queued: it waits as that job's twin and is handed the
+same result or error when that job is answered. Batching off turns this off too.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import contextlib
 import itertools
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from typing import Generic, Protocol, TypeVar
 
 Job = TypeVar("Job")
@@ -99,6 +104,8 @@ class _Waiting(Generic[Job, Result]):
         self.returning = False                         # answered while away: counted until it has the lock back
         self.result: Result | None = None
         self.error: BaseException | None = None
+        self.key: Hashable | None = None               # its twin key, while twins may find it
+        self.twins: list[_Waiting[Job, Result]] = []   # identical jobs answered with it
 
     def answer(self) -> Result:
         if self.error is not None:
@@ -120,10 +127,12 @@ class Arrival(Generic[Job, Result]):
 
 class Batcher(Generic[Job, Result]):
     """Jobs of requests holding `lock` (the model's) run together: run_batch(jobs) → their results in order, or,
-    with `session` (and max_batch > 1), a new Session per run of jobs that others join while it steps."""
+    with `session` (and max_batch > 1), a new Session per run of jobs that others join while it steps; with
+    `twin_key` (and max_batch > 1), a job identical to one not yet answered waits for that one's result."""
 
     def __init__(self, lock: threading.Lock, run_batch: Callable[[list[Job]], list[Result]],
-                 max_batch: int | None = None, session: Callable[[], Session] | None = None) -> None:
+                 max_batch: int | None = None, session: Callable[[], Session] | None = None,
+                 twin_key: Callable[[Job], Hashable | None] | None = None) -> None:
         self.lock = lock
         self.run_batch = run_batch
         self.max_batch = max_batch if max_batch is not None else max_batch_from_environment()
@@ -131,6 +140,8 @@ class Batcher(Generic[Job, Result]):
             raise ValueError(f"max_batch must be at least 1, got {self.max_batch}")
         self.new_session: Callable[[], Session] = (
             session if session is not None and self.max_batch > 1 else lambda: OneCall(run_batch))
+        self.twin_key = twin_key if self.max_batch > 1 else None
+        self._unanswered: dict[Hashable, _Waiting[Job, Result]] = {}   # by twin key: jobs twins may wait for
         self._queue: list[_Waiting[Job, Result]] = []
         self._running: dict[int, _Waiting[Job, Result]] = {}   # by ticket: jobs the session took, not answered
         self._tickets = itertools.count()
@@ -141,6 +152,7 @@ class Batcher(Generic[Job, Result]):
         self._returning = 0                            # answered requests that have not taken the lock back
         self._state = threading.Condition(threading.Lock())   # taken after `lock`, never before it
         self.batch_sizes: list[int] = []               # jobs taken at each offer (tests, the benchmark)
+        self.twins_answered = 0                        # jobs answered with an identical one's result
 
     @contextlib.contextmanager
     def arrival(self) -> Iterator[Arrival[Job, Result]]:
@@ -183,10 +195,20 @@ class Batcher(Generic[Job, Result]):
                                       or len(self._queue) >= self.max_batch)
 
     def _submit(self, job: Job, arrival: Arrival[Job, Result]) -> Result:
+        key = self.twin_key(job) if self.twin_key is not None else None
         with self._state:
             mine: _Waiting[Job, Result] = _Waiting(job, next(self._tickets))
-            self._queue.append(mine)
+            original = self._unanswered.get(key) if key is not None else None
+            if original is not None:
+                original.twins.append(mine)
+            else:
+                self._queue.append(mine)
+                if key is not None:
+                    mine.key = key
+                    self._unanswered[key] = mine
             self._left(arrival)
+        if original is not None:
+            return self._wait_as_twin(mine)
         while True:                                    # this thread holds `lock` here
             with self._state:
                 if mine.done:
@@ -207,6 +229,22 @@ class Batcher(Generic[Job, Result]):
                     self._state.wait_for(lambda: mine.done or self._may_lead())
             finally:
                 self.lock.acquire()
+
+    def _wait_as_twin(self, mine: _Waiting[Job, Result]) -> Result:
+        """Wait, without the lock, until the identical job `mine` waits for is answered; then its result (lock held
+        again, as on return from every submit)."""
+        self.lock.release()
+        try:
+            with self._state:
+                self._state.wait_for(lambda: mine.done)
+        finally:
+            self.lock.acquire()
+        with self._state:
+            if mine.returning:
+                mine.returning = False
+                self._returning -= 1
+                self._state.notify_all()
+        return mine.answer()
 
     def _lead(self, mine: _Waiting[Job, Result]) -> None:
         """Run the session until `mine` is answered (lock held; _leading set): offer it the queued jobs, step it,
@@ -286,13 +324,17 @@ class Batcher(Generic[Job, Result]):
                 self._answer(waiting, None, own_error)
 
     def _answer(self, waiting: _Waiting[Job, Result], result: object, error: BaseException | None) -> None:
-        """Hand a job its result or error and wake its request."""
+        """Hand a job, and its twins, its result or error and wake their requests."""
         with self._state:
-            waiting.result, waiting.error = result, error  # type: ignore[assignment]
-            waiting.done = True
-            if waiting is not self._leader:
-                waiting.returning = True
-                self._returning += 1
+            for answered in (waiting, *waiting.twins):
+                answered.result, answered.error = result, error  # type: ignore[assignment]
+                answered.done = True
+                if answered is not self._leader:
+                    answered.returning = True
+                    self._returning += 1
+            self.twins_answered += len(waiting.twins)
+            if waiting.key is not None and self._unanswered.get(waiting.key) is waiting:
+                del self._unanswered[waiting.key]
             self._state.notify_all()
 
     def _pause_for_others(self) -> None:

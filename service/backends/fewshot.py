@@ -6,12 +6,14 @@ The demonstrations are chosen per input (service/tasks/demonstrations.py) before
 on the embedded profile English is matched with the packaged MiniLM, elsewhere with character n-grams.
 Sentiment and Ask requests that arrive while the model is busy share their model calls (service/backends/batching.py):
 Sentiment's label scoring over the cached prefix runs as one forward (service/tasks/lm_calls.py:score_label_jobs),
-Ask's answers as one decoding loop (service/tasks/lines_together.py); each request keeps its own result.
+Ask's answers as one decoding loop (service/tasks/lines_together.py); each request keeps its own result. A request
+identical to one still running (a class that clicked the same example) waits for that one's result instead.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Hashable
 from typing import Any, Callable
 
 from service.attention.capture import inference_mode
@@ -122,8 +124,15 @@ class FewShotBackend(Backend):
         """The batcher of shared model calls on the few-shot model (made once, on its lock)."""
         with self._registry_lock:
             if self._call_batcher is None:
-                self._call_batcher = Batcher(loaded.lock, run_shared_jobs, session=SharedCalls)
+                self._call_batcher = Batcher(loaded.lock, run_shared_jobs, session=SharedCalls,
+                                              twin_key=shared_call_twin_key)
             return self._call_batcher
+
+
+def shared_call_twin_key(job: Any) -> Hashable | None:
+    """The key of jobs that get the same result (LabelJob / LineJob.twin_key): a class that sends one example at
+    once runs it once."""
+    return job.twin_key() if isinstance(job, (LabelJob, LineJob)) else None
 
 
 def run_shared_jobs(jobs: list[Any]) -> list[Any]:

@@ -11,7 +11,7 @@ import contextlib
 import re
 import threading
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -234,6 +234,11 @@ class LabelJob:
     capture_attention: bool
     prefix_text: str | None
 
+    def twin_key(self) -> Hashable:
+        """Equal for jobs that get the same scores: the same model, tokenizer, prompt and labels (batching.py)."""
+        return ("labels", id(self.model), id(self.tokenizer), self.prompt, self.labels, self.capture_attention,
+                self.prefix_text)
+
 
 @dataclass
 class LineJob:
@@ -247,6 +252,17 @@ class LineJob:
     capture_attention: bool
     prefix_text: str | None                       # the prefix every request shares (a LineBatch's)
     request_prefix_text: str | None = None        # longer: this request's demonstration set, cached per set
+
+    def twin_key(self) -> Hashable | None:
+        """Equal for jobs that get the same line (greedy: the same model, prompt, limit and constraint); None for a
+        constraint that cannot say when it equals another (batching.py)."""
+        constraint = None
+        if self.constraint is not None:
+            if not hasattr(self.constraint, "twin_key"):
+                return None
+            constraint = self.constraint.twin_key()
+        return ("line", id(self.model), id(self.tokenizer), self.prompt, self.max_new_tokens, constraint,
+                self.capture_attention, self.prefix_text, self.request_prefix_text)
 
 
 class _SharedCalls:
@@ -548,6 +564,10 @@ class ContextSpanConstraint:
         self.context = context.lower()
         self.prompt_length = prompt_length
         self.stop_ids = {i for i in (tokenizer.eos_token_id,) if i is not None}
+
+    def twin_key(self) -> Hashable:
+        """Equal for constraints that mask alike: the same tokenizer, context and prompt length."""
+        return ("context span", id(self.tokenizer), self.context, self.prompt_length)
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         generated = input_ids[0, self.prompt_length:].tolist()                           # (new_tokens,)
