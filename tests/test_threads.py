@@ -36,13 +36,20 @@ def _in_a_thread_that_lives_on(steps) -> list[int]:
     return counts
 
 
+def _threads_given_back(steps, tries: int = 3) -> int:
+    """How many threads the process had fewer after the last step than after the first, in a thread that lives on:
+    the median of `tries` tries, so a thread another test left, ending (with its team) between two counts, skews
+    one try only."""
+    given_back = sorted(first - last for first, last in (_in_a_thread_that_lives_on(steps) for _ in range(tries)))
+    return given_back[len(given_back) // 2]
+
+
 def test_release_gives_back_the_calling_threads_team() -> None:
     def release_and_count() -> int:
         assert release_thread_team()
         return _threads()
 
-    with_team, released = _in_a_thread_that_lives_on([_run_parallel_and_count, release_and_count])
-    assert with_team - released == WORKERS
+    assert _threads_given_back([_run_parallel_and_count, release_and_count]) == WORKERS
 
 
 @pytest.mark.parametrize("task,inputs", [
@@ -59,8 +66,7 @@ def test_a_service_call_leaves_no_idle_team_in_its_thread(task, inputs) -> None:
         service.run_task(task, inputs)
         return _threads()
 
-    with_team, after_call = _in_a_thread_that_lives_on([_run_parallel_and_count, call_and_count])
-    assert with_team - after_call == WORKERS
+    assert _threads_given_back([_run_parallel_and_count, call_and_count]) == WORKERS
 
 
 def test_a_view_computing_a_long_results_layer_leaves_no_idle_team_in_its_thread() -> None:
@@ -69,11 +75,10 @@ def test_a_view_computing_a_long_results_layer_leaves_no_idle_team_in_its_thread
 
     model, _ = tiny_gemma()
     with torch.inference_mode():
-        kept = on_demand.keep_queries_keys(model, torch.randint(6, 60, (1, 48)))
+        results = [on_demand.keep_queries_keys(model, torch.randint(6, 60, (1, 48))) for _ in range(3)]
 
     def view_and_count() -> int:
-        kept.layer(1)                                                 # what a layer switch in the app computes
+        results.pop().layer(1)          # what a layer switch in the app computes (a fresh result: none computed yet)
         return _threads()
 
-    with_team, after_view = _in_a_thread_that_lives_on([_run_parallel_and_count, view_and_count])
-    assert with_team - after_view == WORKERS
+    assert _threads_given_back([_run_parallel_and_count, view_and_count]) == WORKERS
