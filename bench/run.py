@@ -27,7 +27,7 @@ import numpy as np
 
 from bench.app_process import AppProcess
 from bench.bare import BareModel, bare_call, bare_model, generated_count, model_key_for
-from bench.load import measure_class_load_row
+from bench.load import CLASS_LOADS, measure_class_load_row
 from bench.long_inputs import LONG_CONTEXT, QUESTION, measure_long_rows
 from bench.stats import Sample, interleave, paired, repeat, time_call
 from bench.table import Row, Target, format_sample, format_value, render_markdown
@@ -512,7 +512,7 @@ def run_benchmark(settings: Settings, log: Callable[[str], None] | None = None) 
                     page_notes, target_applies=ctx.targets_apply))
     rows += measure_cold_loads(settings, log)
     rows += [measure_class_load_row(settings.profile, settings.device, log, task, quick=settings.quick)
-             for task in ("sentiment", "qa")]
+             for task in CLASS_LOADS]
     rows.append(Row(
         "Peak RSS after loading the model(s)", "—", format_value(loaded_memory["peak_rss"], "B"),
         loaded_memory["peak_rss"], "B", RSS_TARGET,
@@ -604,7 +604,10 @@ def render_document(settings: Settings, rows: list[Row]) -> str:
         "  on three fresh apps: the path before issue 13 (`ATTENTION_ATLAS_PREFIX_REUSE=0 ATTENTION_ATLAS_MAX_BATCH=1`:",
         "  every prompt whole, one at a time), the cached prefix without batching (`ATTENTION_ATLAS_MAX_BATCH=1`) and",
         "  the app as served (Sentiment requests that wait together share one forward; Ask requests decode in one",
-        "  running loop, which a request joins between two steps and leaves as soon as its answer ends).",
+        "  running loop, which a request joins between two steps and leaves as soon as its answer ends; a request",
+        "  identical to one in flight gets that one's result). Sentiment and the first Ask row send the tab's",
+        "  examples in turn, as a class that clicks them; the second Ask row sends 60 different questions (eval/),",
+        "  so no request has a twin.",
         "",
     ])
 
