@@ -14,7 +14,7 @@ from service.probes.logit_lens import MAX_LENS_POSITIONS, LogitLens
 from service.result import AttentionResult
 from service.tasks.generation import GenerationSettings
 from service.tasks.steps import DEFAULT_TOP_K, MAX_TOP_K
-from service.text import detect_direction
+from service.text import detect_direction, wrong_language_notice
 from service.threads import releases_thread_team
 
 if TYPE_CHECKING:  # service.lesson imports torch: only on first use
@@ -116,12 +116,18 @@ class ModelService:
         """Translate between English and Chinese; prediction {"translation", "direction"}.
 
         direction: "auto" (service.text.detect_direction: zh-en when Han characters are at least as many as Latin
-        words, else en-zh), "en-zh" or "zh-en".
+        words, else en-zh), "en-zh" or "zh-en". A translation not in its target language (or empty) gets a notice
+        (service.text.wrong_language_notice).
         """
         validation.check_text(text, "text")
         direction = validation.check_direction(direction)
-        return self.backend.translate(text, detect_direction(text) if direction == "auto" else direction,
-                                      zero_shot=self._zero_shot(zero_shot))
+        direction = detect_direction(text) if direction == "auto" else direction
+        result = self.backend.translate(text, direction, zero_shot=self._zero_shot(zero_shot))
+        notice = wrong_language_notice(str(result.prediction.get("translation", "")),
+                                       str(result.prediction.get("direction", direction)))
+        if notice is not None:
+            result.notices.append(notice)
+        return result
 
     @releases_thread_team
     def classify(self, text: str, zero_shot: bool = False) -> AttentionResult:

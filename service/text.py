@@ -40,3 +40,20 @@ def detect_direction(text: str) -> Direction:
             latin_words += 1
         in_word = is_latin
     return "zh-en" if ideographs >= latin_words else "en-zh"
+
+
+def wrong_language_notice(translation: str, direction: Direction) -> str | None:
+    """A notice when a translation is not in its target language (a small model sometimes repeats or continues its
+    input instead of translating it), or is empty; None when it looks right. Into English: mostly Han characters
+    (detect_direction would read it as Chinese). Into Chinese: Latin letters and not one Han character."""
+    text = translation.strip()
+    if not text:
+        return "The model gave an empty translation."
+    has_ideographs = any(is_cjk_ideograph(char) for char in text)
+    if direction == "zh-en" and has_ideographs and detect_direction(text) == "zh-en":
+        return ("The translation is mostly Chinese, not English: a small model sometimes repeats or continues its "
+                "input instead of translating it.")
+    if direction == "en-zh" and not has_ideographs and any(char.isascii() and char.isalpha() for char in text):
+        return ("The translation has no Chinese characters: a small model sometimes repeats or continues its input "
+                "instead of translating it.")
+    return None

@@ -254,6 +254,12 @@ PHRASES: dict[str, str] = {
     "Reinstall the requirements (pip install -r requirements.txt) or use --profile hub":
         "请重新安装依赖（pip install -r requirements.txt），或改用 --profile hub",
     "it is not in the local Hugging Face cache and HF_HUB_OFFLINE is set": "它不在本地 Hugging Face 缓存中，且设置了 HF_HUB_OFFLINE",
+    # notices (service/text.py:wrong_language_notice)
+    "The model gave an empty translation.": "模型给出的译文是空的。",
+    "The translation is mostly Chinese, not English: a small model sometimes repeats or continues its input instead "
+    "of translating it.": "译文大多是中文而不是英文：小模型有时会重复或续写输入，而不是翻译它。",
+    "The translation has no Chinese characters: a small model sometimes repeats or continues its input instead of "
+    "translating it.": "译文里没有一个汉字：小模型有时会重复或续写输入，而不是翻译它。",
 }
 
 # (regex over the whole English text, Chinese template): named groups are kept as they are, or translated in
