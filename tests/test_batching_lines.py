@@ -145,6 +145,47 @@ def test_lines_with_their_own_cached_demonstrations_share_one_loop_and_equal_the
         assert_same_line(one, many)
 
 
+def test_demonstration_sets_not_cached_run_in_the_join_and_are_kept_as_a_run_of_their_own_would_give(
+        fewshot: ModelService, wide_window: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from service.attention import prefix_cache
+    from service.attention.prefix_cache import PREFIXES, PrefixCache
+
+    model, tokenizer = wide_window
+    jobs = demonstration_set_jobs(model, tokenizer)
+    whole = [lm_calls.LineJob(job.model, job.tokenizer, job.prompt, job.max_new_tokens, job.constraint, True, None)
+             for job in jobs]
+    runs: list[int] = []                                       # the ids length of every prefix run on its own
+    monkeypatch.setattr(prefix_cache, "_run_prefix", lambda model, ids, shorter=None, real=prefix_cache._run_prefix:
+                        runs.append(len(ids)) or real(model, ids, shorter))
+    loops = counted_loops(monkeypatch)
+    with fewshot.backend.model("fewshot").lock, torch.inference_mode():
+        expected = [alone(job) for job in whole]
+        PREFIXES.clear()
+        runs.clear()
+        batched = lines_together.generate_line_jobs(jobs)
+        shared_ids = tokenizer(jobs[0].prefix_text).input_ids
+        assert runs == [len(shared_ids)]                      # the shared prefix only: both sets ran in the join
+        assert loops == [len(jobs)]
+        for one, many in zip(expected, batched):
+            assert_same_line(one, many)
+        sets = sorted({job.request_prefix_text for job in jobs if job.request_prefix_text})
+        assert len(sets) == 2
+        for text in sets:
+            kept = PREFIXES._entries[model][(id(tokenizer), text)]
+            ran = PrefixCache().lookup(model, tokenizer, text, tokenizer(text + "Text: x").input_ids)
+            assert kept.ids == ran.ids
+            for mine, theirs in zip(kept.block, ran.block):                         # (head, p, p)
+                assert mine.shape == theirs.shape and (mine - theirs).abs().max() < 1e-5
+            for mine, theirs in zip(kept.cache.layers, ran.cache.layers):            # (1, kv_head, p, dim)
+                assert mine.keys.shape == theirs.keys.shape and (mine.keys - theirs.keys).abs().max() < 1e-5
+                assert (mine.values - theirs.values).abs().max() < 1e-5
+        runs.clear()
+        again = lines_together.generate_line_jobs(jobs)        # now on the kept sets: no run, the same lines
+        assert runs == []
+    for one, many in zip(expected, again):
+        assert_same_line(one, many)
+
+
 @pytest.mark.parametrize("guess", ["right", "wrong at the third", "none"])
 def test_tokens_tried_ahead_in_one_step_give_the_lines_of_one_token_a_step_and_right_ones_save_steps(
         fewshot: ModelService, wide_window: Any, monkeypatch: pytest.MonkeyPatch, guess: str) -> None:

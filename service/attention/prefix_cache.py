@@ -76,11 +76,12 @@ class PrefixCache:
         self.misses = 0
 
     def lookup(self, model: Any, tokenizer: Any, prefix_text: str, prompt_ids: list[int],
-               extends: Prefix | None = None) -> Prefix | None:
+               extends: Prefix | None = None, run_missing: bool = True) -> Prefix | None:
         """The cached prefix of a prompt whose ids start with the prefix's own ids, or None when tokenising
         prompt and prefix apart would split a token differently (then the caller runs the whole prompt), or when
         reuse is off. A new prefix whose ids start with those of `extends` (a cached, shorter one) runs only the
-        tokens after it."""
+        tokens after it; with run_missing=False a prefix not cached yet is None (the caller runs its tokens with
+        its own, and may `store` it)."""
         if not self.enabled:
             return None
         key = (id(tokenizer), prefix_text)
@@ -89,6 +90,8 @@ class PrefixCache:
             entry = per_model.get(key)
             if entry is not None:
                 per_model.move_to_end(key)
+        if entry is None and not run_missing:
+            return None
         if entry is None:
             prefix_ids = tokenizer(prefix_text).input_ids
             if not 0 < len(prefix_ids) < len(prompt_ids) or prompt_ids[: len(prefix_ids)] != prefix_ids:
@@ -98,15 +101,25 @@ class PrefixCache:
             entry = _run_prefix(model, prefix_ids, extends if shorter else None)
             with self._lock:
                 self.misses += 1
-                per_model[key] = entry
-                while len(per_model) > self.max_entries:
-                    per_model.popitem(last=False)
+            self.store(model, tokenizer, prefix_text, entry)
         else:
             with self._lock:
                 self.hits += 1
         if prompt_ids[: len(entry.ids)] != entry.ids or len(prompt_ids) <= len(entry.ids):
             return None
         return entry
+
+    def store(self, model: Any, tokenizer: Any, prefix_text: str, prefix: Prefix) -> None:
+        """Keep `prefix` (the ids, KV cache and attention block of `prefix_text`, however it was computed) for later
+        lookups; the least recently used entry leaves first."""
+        if not self.enabled:
+            return
+        with self._lock:
+            per_model = self._entries.setdefault(model, OrderedDict())
+            per_model[(id(tokenizer), prefix_text)] = prefix
+            per_model.move_to_end((id(tokenizer), prefix_text))
+            while len(per_model) > self.max_entries:
+                per_model.popitem(last=False)
 
     def clear(self) -> None:
         with self._lock:

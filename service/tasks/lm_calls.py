@@ -514,12 +514,13 @@ def generate_line(
 
 
 def request_prefix(model: Any, tokenizer: Any, request_prefix_text: str | None, prompt_ids: list[int],
-                   shared: Prefix | None) -> Prefix | None:
+                   shared: Prefix | None, run_missing: bool = True) -> Prefix | None:
     """The cached prefix of this request's demonstration set (computed once per set, after the `shared` one), or
-    None: no such text, no shared prefix under it, or its tokens split apart from the prompt's."""
+    None: no such text, no shared prefix under it, its tokens split apart from the prompt's, or (run_missing=False)
+    not cached yet."""
     if not request_prefix_text or shared is None:
         return None
-    return PREFIXES.lookup(model, tokenizer, request_prefix_text, prompt_ids, extends=shared)
+    return PREFIXES.lookup(model, tokenizer, request_prefix_text, prompt_ids, extends=shared, run_missing=run_missing)
 
 
 def stop_ids(model: Any, tokenizer: Any) -> list[int]:
