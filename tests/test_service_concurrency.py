@@ -136,3 +136,24 @@ def test_finishing_early_ends_generation_and_still_returns_the_attention_of_the_
     lock = load_tiny("generation").lock
     assert lock.acquire(blocking=False), "the model is free once the result is out"
     lock.release()
+
+
+@pytest.mark.parametrize("task, call", [
+    ("qa", lambda service: service.answer("Ada wrote the first program.", "Who wrote it?")),
+    ("translation", lambda service: service.translate("Good morning.", "en-zh")),
+    ("sentiment", lambda service: service.classify("I loved it.")),
+])
+def test_demonstrations_are_chosen_on_the_models_turn(task, call, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Choosing runs the sentence encoder (a model forward) on the embedded profile; beside the LM's forward on a
+    2-core CPU both stalled, so it holds the LM's lock like every model call."""
+    service = ModelService("tiny-fewshot")
+    call(service)                                                     # load first
+    selector, loaded = service.backend.selector, service.backend.model(service.backend.generation_key)
+    held: list[bool] = []
+    name = {"qa": "for_qa", "translation": "for_translation", "sentiment": "for_sentiment"}[task]
+    real = getattr(selector, name)
+    monkeypatch.setattr(selector, name, lambda *args, **kwargs: held.append(loaded.lock.locked()) or real(*args,
+                                                                                                        **kwargs))
+    monkeypatch.setattr(service.backend, "_chooses", lambda task, zero_shot: not zero_shot)   # every task chooses
+    call(service)
+    assert held == [True]

@@ -2,7 +2,7 @@
 
 Each task builds its prompt in service/tasks/fewshot.py, runs the model once, and comes back as a decoder result
 over prompt + completion, with the prompt's segments (instruction, demonstrations, query, answer).
-The demonstrations are chosen per input (service/tasks/demonstrations.py) before the model's lock is taken:
+The demonstrations are chosen per input (service/tasks/demonstrations.py), on the model's turn (under its lock):
 on the embedded profile English is matched with the packaged MiniLM, elsewhere with character n-grams.
 Sentiment and Ask requests that arrive while the model is busy share their model calls (service/backends/batching.py):
 Sentiment's label scoring over the cached prefix runs as one forward (service/tasks/lm_calls.py:score_label_jobs),
@@ -39,6 +39,7 @@ SENTENCE_ENCODER_KEY = "minilm"      # a profile that can show MiniLM in Explain
 # - sentiment keeps its fixed bilingual set: chosen ones scored no better (dev 1.00 both; leave-one-out on the pool
 #   0.950 vs 0.975) and cost a prefix run per request (2.9x), where the fixed prefix and calibration run once.
 CHOSEN_PER_INPUT = frozenset({"qa"})
+Plan = tuple[list[Chosen], Callable[[LoadedModel], FewShotOutcome]]   # the chosen demonstrations, the model call
 ANCHORED_PER_INPUT: dict[str, int] = {"qa": 1}   # task → chosen items appended after its fixed, cached ones
 
 
@@ -58,33 +59,43 @@ class FewShotBackend(Backend):
     supports_zero_shot = True
 
     def answer(self, context: str, question: str, zero_shot: bool = False) -> AttentionResult:
-        if zero_shot or "qa" not in ANCHORED_PER_INPUT:
-            chosen = self.selector.for_qa(context, question) if self._chooses("qa", zero_shot) else []
-            shown = () if zero_shot else tuple(choice.item for choice in chosen) if chosen else None
-            anchors = None
-        else:  # the fixed, cached demonstrations, then the nearest pool items (most similar last)
-            chosen = self.selector.for_qa(context, question)[-ANCHORED_PER_INPUT["qa"]:]
-            shown = tuple(QA_DEMONSTRATIONS) + tuple(choice.item for choice in chosen)
-            anchors = len(QA_DEMONSTRATIONS)
-        result = self._run("qa", lambda loaded: answer_fewshot(loaded.model, loaded.tokenizer, context, question,
-                                                               demonstrations=shown, anchors=anchors), chosen,
-                           first_index=(anchors or 0) + 1, shared=True)
+        anchored = not zero_shot and "qa" in ANCHORED_PER_INPUT
+
+        def plan() -> Plan:
+            if not anchored:
+                chosen = self.selector.for_qa(context, question) if self._chooses("qa", zero_shot) else []
+                shown = () if zero_shot else tuple(choice.item for choice in chosen) if chosen else None
+                anchors = None
+            else:  # the fixed, cached demonstrations, then the nearest pool items (most similar last)
+                chosen = self.selector.for_qa(context, question)[-ANCHORED_PER_INPUT["qa"]:]
+                shown = tuple(QA_DEMONSTRATIONS) + tuple(choice.item for choice in chosen)
+                anchors = len(QA_DEMONSTRATIONS)
+            return chosen, lambda loaded: answer_fewshot(loaded.model, loaded.tokenizer, context, question,
+                                                         demonstrations=shown, anchors=anchors)
+
+        result = self._run("qa", plan, first_index=len(QA_DEMONSTRATIONS) + 1 if anchored else 1, shared=True)
         result.prediction = _with_offsets(result.prediction, context)
         return result
 
     def translate(self, text: str, direction: str, zero_shot: bool = False) -> AttentionResult:
-        chosen = self.selector.for_translation(text, direction) if self._chooses("translation", zero_shot) else []
-        shown = () if zero_shot else tuple(choice.item for choice in chosen) if chosen else None
-        result = self._run("translation", lambda loaded: translate_fewshot(loaded.model, loaded.tokenizer, text,
-                                                                           direction, demonstrations=shown), chosen)
+        def plan() -> Plan:
+            chosen = self.selector.for_translation(text, direction) if self._chooses("translation", zero_shot) else []
+            shown = () if zero_shot else tuple(choice.item for choice in chosen) if chosen else None
+            return chosen, lambda loaded: translate_fewshot(loaded.model, loaded.tokenizer, text, direction,
+                                                            demonstrations=shown)
+
+        result = self._run("translation", plan)
         result.prediction.setdefault("direction", direction)
         return result
 
     def classify(self, text: str, zero_shot: bool = False) -> AttentionResult:
-        chosen = self.selector.for_sentiment(text) if self._chooses("sentiment", zero_shot) else []
-        shown = () if zero_shot else tuple(choice.item for choice in chosen) if chosen else None
-        return self._run("sentiment", lambda loaded: classify_fewshot(loaded.model, loaded.tokenizer, text,
-                                                                      demonstrations=shown), chosen, shared=True)
+        def plan() -> Plan:
+            chosen = self.selector.for_sentiment(text) if self._chooses("sentiment", zero_shot) else []
+            shown = () if zero_shot else tuple(choice.item for choice in chosen) if chosen else None
+            return chosen, lambda loaded: classify_fewshot(loaded.model, loaded.tokenizer, text,
+                                                           demonstrations=shown)
+
+        return self._run("sentiment", plan, shared=True)
 
     def task_keys(self, task: str) -> list[str]:
         return [self.generation_key]
@@ -93,12 +104,16 @@ class FewShotBackend(Backend):
         """Whether this request's demonstrations are chosen per input (else: the task's fixed set, or none)."""
         return not zero_shot and task in CHOSEN_PER_INPUT
 
-    def _run(self, task: TaskName, call: Callable[[LoadedModel], FewShotOutcome],
-             chosen: list[Chosen], first_index: int = 1, shared: bool = False) -> AttentionResult:
-        """call(loaded model) under its lock; the result records the chosen demonstrations (prompt order).
+    def _run(self, task: TaskName, plan: Callable[[], Plan], first_index: int = 1,
+             shared: bool = False) -> AttentionResult:
+        """plan() → (the chosen demonstrations, call); then call(loaded model); both under the model's lock. The
+        result records the chosen demonstrations (prompt order).
+        Choosing runs the sentence encoder, a model too: on the 2-core CPU its forward beside the LM's stalled both
+        (their thread teams share the cores; a 9-request Ask join took 3.4–4.2 s instead of 1.2 s), so it takes the
+        LM's turn (~10 ms).
         shared: the call's label scoring or greedy line may run together with other requests'
         (service/backends/batching.py: the lock is let go while it waits for them)."""
-        def finish(loaded: LoadedModel, outcome: FewShotOutcome, ran: float) -> AttentionResult:
+        def finish(loaded: LoadedModel, chosen: list[Chosen], outcome: FewShotOutcome, ran: float) -> AttentionResult:
             result = fewshot_result(loaded, task, outcome, self.max_attention_tokens)
             result.timings = {"model": ran, "capture": result.timings["capture"]}
             result.demonstrations = [choice.to_dict(f"demonstration {index}")
@@ -106,19 +121,21 @@ class FewShotBackend(Backend):
             return result
 
         def runner(loaded: LoadedModel) -> AttentionResult:
+            chosen, call = plan()
             started = time.perf_counter()
             outcome = call(loaded)
-            return finish(loaded, outcome, time.perf_counter() - started)
+            return finish(loaded, chosen, outcome, time.perf_counter() - started)
 
         if not shared:
             return self.run(self.generation_key, runner)
         loaded = self.model(self.generation_key)
         with self.call_batcher(loaded).arrival() as arrival, loaded.lock, inference_mode():
+            chosen, call = plan()
             with shared_model_calls(arrival.submit):
                 started = time.perf_counter()
                 outcome = call(loaded)              # its shared call may wait for, and run in, a batch
                 ran = time.perf_counter() - started
-            return finish(loaded, outcome, ran)
+            return finish(loaded, chosen, outcome, ran)
 
     def call_batcher(self, loaded: LoadedModel) -> Batcher[Any, Any]:
         """The batcher of shared model calls on the few-shot model (made once, on its lock)."""
