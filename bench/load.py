@@ -60,9 +60,10 @@ class ClassTask:
 
 ASK_P95_BOUND = ("Why p95 is missed: the answers decode in one running loop that requests join and leave, and a step "
                  "also tries the tokens that follow an answer's last words in its context, so a copied answer takes a "
-                 "few steps; what remains is each request's join, a prefill of "
-                 "its ~40 own tokens (context and question; the demonstration set comes from its cache), compute-"
-                 "bound and run one after another, while the load clients share the same 2 cores.")
+                 "few steps; what remains is each request's join, a prefill of its own ~40 tokens (context and "
+                 "question), and of ~40 more when its demonstration set (the pool item nearest its question) is not "
+                 "cached yet, compute-bound and run one after another, while the load clients share the same 2 "
+                 "cores.")
 
 
 CLASS_LOADS = ("sentiment", "qa", "qa-own")      # the rows `make bench` measures, in order
