@@ -212,11 +212,7 @@ class Batcher(Generic[Job, Result]):
         while True:                                    # this thread holds `lock` here
             with self._state:
                 if mine.done:
-                    if mine.returning:
-                        mine.returning = False
-                        self._returning -= 1
-                        self._state.notify_all()
-                    return mine.answer()
+                    return self._back(mine)
                 lead = self._may_lead()
                 if lead:
                     self._leading, self._leader = True, mine
@@ -240,10 +236,15 @@ class Batcher(Generic[Job, Result]):
         finally:
             self.lock.acquire()
         with self._state:
-            if mine.returning:
-                mine.returning = False
-                self._returning -= 1
-                self._state.notify_all()
+            return self._back(mine)
+
+    def _back(self, mine: _Waiting[Job, Result]) -> Result:
+        """An answered job whose request has the lock back (hold _state): no longer counted as returning; its
+        result (its error raised here)."""
+        if mine.returning:
+            mine.returning = False
+            self._returning -= 1
+            self._state.notify_all()
         return mine.answer()
 
     def _lead(self, mine: _Waiting[Job, Result]) -> None:
