@@ -347,8 +347,8 @@ class LineBatch:
         are the join's, from `column` on in row `slot` of the output cache; its attention block is the prefix's
         block, then the join's rows from `query` on over the prefix and the set's own columns (every other column
         was blocked: weight 0). The same as a separate run of the set would give (PREFIXES.lookup)."""
-        if not row.job.request_prefix_text:
-            return
+        if not row.job.request_prefix_text or self._own_prefix(row.job, row.prompt) is not None:
+            return                                     # no set, or a row before it in this join kept it
         set_ids = self.tokenizer(row.job.request_prefix_text).input_ids
         if not self.cached < len(set_ids) < len(row.prompt) or row.prompt[: len(set_ids)] != set_ids:
             return                                     # its tokens split apart from the prompt's: never cached
