@@ -39,8 +39,8 @@ SENTENCE_ENCODER_KEY = "minilm"      # a profile that can show MiniLM in Explain
 # - sentiment keeps its fixed bilingual set: chosen ones scored no better (dev 1.00 both; leave-one-out on the pool
 #   0.950 vs 0.975) and cost a prefix run per request (2.9x), where the fixed prefix and calibration run once.
 CHOSEN_PER_INPUT = frozenset({"qa"})
-Plan = tuple[list[Chosen], Callable[[LoadedModel], FewShotOutcome]]   # the chosen demonstrations, the model call
 ANCHORED_PER_INPUT: dict[str, int] = {"qa": 1}   # task → chosen items appended after its fixed, cached ones
+Plan = tuple[list[Chosen], Callable[[LoadedModel], FewShotOutcome]]   # the chosen demonstrations, the model call
 
 
 class FewShotBackend(Backend):
