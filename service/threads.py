@@ -11,6 +11,13 @@ that thread's team given back, 2.2 s. In the app, generation after any other tas
 `release_thread_team()` gives the calling thread's team back (OpenMP 5's omp_pause_resource_all, soft: libgomp
 frees the caller's own pool only; the next parallel op makes a new one, a thread start). `releases_thread_team`
 wraps the service's entry points with it. Off libgomp (another OpenMP, or none) both do nothing.
+
+Not done, measured (20 in-process Ask users × 3 different questions, 2 cores): also releasing a request's team
+while it waits in the batcher. Then only the leader's team is managed, nothing is throttled, and its worker spins
+~3 ms after each op while the waiting requests' Python needs that core: one run took 86 s of wall time with 84 s
+of user CPU, against 23-46 s without the release. With GOMP_SPINCOUNT=3000 beside it, 23.4 s against 23.0 s in
+the run before: no gain, so the teams stay as they are. The 23-46 s spread between identical runs came with
+kernel CPU from 4.7 s to 22.8 s, the machine's, not the code's.
 """
 
 from __future__ import annotations
